@@ -1,0 +1,1 @@
+"""Harvest v3 boundary: client, models, errors. Every Harvest path and field name lives in this package."""

