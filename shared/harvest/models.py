@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    def body(self) -> dict[str, object]:
+    def to_body(self) -> dict[str, object]:
         """JSON body: unset/None members are left out (Harvest rejects explicit nulls on some fields [?])."""
         return self.model_dump(mode="json", exclude_none=True)
 
