@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -64,8 +64,8 @@ class Connection(SQLModel, table=True):
     client_id: str = Field(max_length=500)
     client_secret_encrypted: str = Field(default="", max_length=4000)
     user_email: str = Field(max_length=320)
-    user_id: int
-    source_id: int
+    user_id: int = Field(sa_type=BigInteger)
+    source_id: int = Field(sa_type=BigInteger)
     source_name: str = Field(max_length=200)
     prospects_only: bool = False
     pools_enabled: bool = False
@@ -89,11 +89,11 @@ class Batch(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=32)
     connection_id: int = Field(foreign_key="connections.id", index=True)
     target_kind: str = Field(max_length=20)
-    job_id: int | None = None
-    pool_id: int | None = None
-    stage_id: int | None = None
+    job_id: int | None = Field(default=None, sa_type=BigInteger)
+    pool_id: int | None = Field(default=None, sa_type=BigInteger)
+    stage_id: int | None = Field(default=None, sa_type=BigInteger)
     user_email: str = Field(max_length=320)
-    user_id: int
+    user_id: int = Field(sa_type=BigInteger)
     include_exported: bool = False
     new_record: bool = False
     dummy_emails: bool = False
@@ -122,8 +122,8 @@ class Item(SQLModel, table=True):
     owner: str | None = Field(default=None, max_length=200)
     lease_until: datetime | None = None
     attempts: int = 0
-    greenhouse_candidate_id: int | None = None
-    greenhouse_application_id: int | None = None
+    greenhouse_candidate_id: int | None = Field(default=None, sa_type=BigInteger)
+    greenhouse_application_id: int | None = Field(default=None, sa_type=BigInteger)
     linked_existing: bool = False
     """The application went onto a person already in Greenhouse (found by email, or exported before)."""
     create_sent_at: datetime | None = None
@@ -153,6 +153,6 @@ class Person(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     connection_id: int = Field(foreign_key="connections.id")
     profile_id: str = Field(max_length=200)
-    greenhouse_candidate_id: int | None = None
+    greenhouse_candidate_id: int | None = Field(default=None, sa_type=BigInteger)
     owner_item_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)

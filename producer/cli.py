@@ -1,0 +1,94 @@
+"""The ``ghexport`` command line (operator contract: ``../shared/reference/operator-contract.md``).
+
+Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise; ``--json``
+prints one JSON document on stdout instead of tables. Commands that run workers start them as
+``celery -A workers.app`` subprocesses, so the producer never imports the workers package.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from shared.resources import Resources
+from shared.settings import Settings
+
+app = typer.Typer(
+    name="ghexport",
+    help="Export sourced candidate profiles into Greenhouse (Harvest v3).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line on stderr, exit status 1."""
+
+
+_resources: Resources | None = None
+
+
+def resources() -> Resources:
+    """The process's resources, built from the environment on first use."""
+    global _resources
+    if _resources is None:
+        _resources = Resources(Settings())
+    return _resources
+
+
+def print_json(doc: object) -> None:
+    """One JSON document on stdout."""
+    sys.stdout.write(json.dumps(doc, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def handle_errors(func: F) -> F:
+    """Turn expected exceptions into a one-line reason on stderr and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pydantic import ValidationError as SettingsError
+
+        from shared.errors import UserError
+        from shared.harvest.errors import HarvestError
+
+        try:
+            return func(*args, **kwargs)
+        except (CliError, UserError, HarvestError) as exc:
+            err_console.print(f"ghexport: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except SettingsError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            err_console.print(f"ghexport: invalid setting {where}: {first['msg']}", markup=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _register_commands() -> None:
+    from producer import cli_connections, cli_export, cli_run
+
+    for module in (cli_connections, cli_export, cli_run):
+        module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_commands()
+    try:
+        app()
+    finally:
+        if _resources is not None:
+            _resources.close()

@@ -1,0 +1,81 @@
+"""Shared fixtures: real services for integration tests, skip on a laptop without them, fail under CI=true."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+REDIS_URL = os.environ.get("GHX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("GHX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, default_port: int) -> None:
+    """Skip with a clear reason when a service is absent; under ``CI=true`` fail instead."""
+    if _reachable(url, default_port):
+        return
+    reason = f"{name} is not reachable at {url} (set GHX_TEST_{name.upper()}_URL or start it)"
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}: real-service tests must not be skipped in CI")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the real Redis used by integration tests."""
+    require_service("redis", REDIS_URL, 6379)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[object]:
+    """A real Redis client on a fresh key prefix-free DB state (the test flushes what it writes)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the real PostgreSQL (trust auth, database ``test``)."""
+    require_service("postgres", POSTGRES_URL, 5432)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose ``search_path`` is a fresh schema, dropped afterwards."""
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in postgres_url else "?"
+    yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: object) -> str:
+    """A fresh SQLite file database."""
+    return f"sqlite:///{tmp_path}/ghexport-test.db"
