@@ -1,0 +1,332 @@
+"""Result store operations: batches and items, the claim with a lease, the person ledger, status.
+
+Every function takes the engine and opens its own short transaction, so a worker never holds a database
+transaction across a Harvest call. Writes by a worker are guarded by ``owner`` and status ``sending``:
+a worker whose lease was taken over cannot overwrite the new owner's progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from shared.store.models import Batch, Item, ItemStatus, Person, utcnow
+
+CHUNK = 500
+"""Rows per IN (...) list and per bulk statement (well under SQLite's parameter limit)."""
+
+
+def chunks(seq: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of ``seq`` of at most ``size`` elements."""
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """A profile to record in a batch: its platform id and JSON snapshot."""
+
+    profile_id: str
+    snapshot: dict[str, Any]
+
+
+@dataclass
+class BatchCreated:
+    """What :func:`create_batch` recorded: the items to enqueue and how many were skipped."""
+
+    batch_id: str
+    to_enqueue: list[int] = field(default_factory=list)
+    skipped: int = 0
+
+
+def create_batch(engine: Engine, batch: Batch, items: Sequence[NewItem]) -> BatchCreated:
+    """Record ``batch`` and its items in ONE transaction.
+
+    A profile already exported through the batch's connection (the person ledger knows its Greenhouse
+    record) is recorded as ``skipped`` unless ``batch.include_exported``; every other item is ``queued``.
+    """
+    batch.id = batch.id or uuid4().hex
+    batch.total = len(items)
+    now = utcnow()
+    with Session(engine) as session:
+        session.add(batch)
+        session.flush()
+        known: dict[str, int] = {}
+        if not batch.include_exported and not batch.new_record:
+            ids = [i.profile_id for i in items]
+            for part in chunks(ids):
+                rows = session.exec(
+                    select(Person.profile_id, Person.greenhouse_candidate_id).where(
+                        Person.connection_id == batch.connection_id,
+                        col(Person.profile_id).in_(part),
+                        col(Person.greenhouse_candidate_id).is_not(None),
+                    )
+                ).all()
+                known.update({pid: int(cid) for pid, cid in rows if cid is not None})
+        rows_out: list[dict[str, Any]] = []
+        for it in items:
+            skipped = it.profile_id in known
+            rows_out.append(
+                {
+                    "batch_id": batch.id,
+                    "connection_id": batch.connection_id,
+                    "profile_id": it.profile_id,
+                    "profile": it.snapshot,
+                    "status": ItemStatus.SKIPPED if skipped else ItemStatus.QUEUED,
+                    "greenhouse_candidate_id": known.get(it.profile_id),
+                    "error": "already exported through this connection" if skipped else None,
+                    "error_cause": "already_exported" if skipped else None,
+                    "attempts": 0,
+                    "linked_existing": False,
+                    "parts": {},
+                    "warnings": [],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        result = BatchCreated(batch_id=batch.id, skipped=len(known))
+        for part in chunks(rows_out):
+            ids_out = session.execute(
+                sa.insert(Item).returning(Item.id, Item.status),  # type: ignore[arg-type]
+                list(part),
+            ).all()
+            result.to_enqueue.extend(int(i) for i, status in ids_out if status == ItemStatus.QUEUED)
+        session.commit()
+    result.to_enqueue.sort()
+    return result
+
+
+def mark_enqueued(engine: Engine, item_ids: Sequence[int], when: datetime | None = None) -> None:
+    """Record that the items' messages were handed to the broker."""
+    when = when or utcnow()
+    with engine.begin() as conn:
+        for part in chunks(item_ids):
+            conn.execute(sa.update(Item).where(col(Item.id).in_(part)).values(enqueued_at=when))
+
+
+def get_item(engine: Engine, item_id: int) -> Item | None:
+    """The item, detached from any session."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.get(Item, item_id)
+
+
+def get_batch(engine: Engine, batch_id: str) -> Batch | None:
+    """The batch, detached from any session."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.get(Batch, batch_id)
+
+
+def claim_item(engine: Engine, item_id: int, owner: str, lease_s: float) -> Item | None:
+    """Take the item for ``owner``: ``queued`` (or ``sending`` whose lease ran out) -> ``sending``.
+
+    Returns the claimed item, or None when it is done, failed, skipped or held by a live lease: a
+    redelivered message for such an item does nothing.
+    """
+    now = utcnow()
+    stmt = (
+        sa.update(Item)
+        .where(
+            col(Item.id) == item_id,
+            sa.or_(
+                col(Item.status) == ItemStatus.QUEUED,
+                sa.and_(col(Item.status) == ItemStatus.SENDING, col(Item.lease_until) < now),
+            ),
+        )
+        .values(
+            status=ItemStatus.SENDING,
+            owner=owner,
+            lease_until=now + timedelta(seconds=lease_s),
+            attempts=Item.attempts + 1,
+            updated_at=now,
+        )
+    )
+    with engine.begin() as conn:
+        if conn.execute(stmt).rowcount != 1:
+            return None
+    return get_item(engine, item_id)
+
+
+class LeaseLost(Exception):
+    """The item is no longer ``sending`` for this owner (lease expired and taken over, or removed)."""
+
+
+def update_item(engine: Engine, item_id: int, owner: str, **values: Any) -> None:
+    """Write progress on an item this worker holds; raises :class:`LeaseLost` otherwise."""
+    values["updated_at"] = utcnow()
+    stmt = (
+        sa.update(Item)
+        .where(col(Item.id) == item_id, col(Item.owner) == owner, col(Item.status) == ItemStatus.SENDING)
+        .values(**values)
+    )
+    with engine.begin() as conn:
+        if conn.execute(stmt).rowcount != 1:
+            raise LeaseLost(f"item {item_id} is no longer held by {owner}")
+
+
+def finish_item(engine: Engine, item_id: int, owner: str, status: str, **values: Any) -> None:
+    """End the work of this owner on the item with ``status`` (exported, skipped, failed)."""
+    now = utcnow()
+    if status in ItemStatus.DONE:
+        values.setdefault("exported_at", now)
+    update_item(engine, item_id, owner, status=status, owner=None, lease_until=None, **values)
+
+
+def release_item(engine: Engine, item_id: int, owner: str, *, counts: bool = True, **values: Any) -> None:
+    """Give the item back (``queued``) for a later attempt; ``counts=False`` refunds the attempt
+    (waiting for a rate limit or for Greenhouse to show a record is not a failed attempt)."""
+    if not counts:
+        values["attempts"] = Item.attempts - 1
+    update_item(engine, item_id, owner, status=ItemStatus.QUEUED, owner=None, lease_until=None, **values)
+
+
+# --- the person ledger ---------------------------------------------------------------------------
+
+
+def claim_person(engine: Engine, connection_id: int, profile_id: str, item_id: int) -> Person:
+    """The ledger row of (connection, profile), inserted with ``item_id`` as owner if absent.
+
+    Whoever owns the row (and it has no candidate id yet) is the only item allowed to create a record.
+    """
+    insert = _insert_ignore(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert.values(
+                connection_id=connection_id, profile_id=profile_id, owner_item_id=item_id, created_at=utcnow()
+            )
+        )
+    return _get_person(engine, connection_id, profile_id)
+
+
+def take_over_person(engine: Engine, person_id: int, old_owner: int | None, new_owner: int) -> bool:
+    """Move the create right from an item that no longer works on it; False if someone else did."""
+    stmt = (
+        sa.update(Person)
+        .where(
+            col(Person.id) == person_id,
+            col(Person.greenhouse_candidate_id).is_(None),
+            col(Person.owner_item_id).is_(None)
+            if old_owner is None
+            else col(Person.owner_item_id) == old_owner,
+        )
+        .values(owner_item_id=new_owner)
+    )
+    with engine.begin() as conn:
+        return bool(conn.execute(stmt).rowcount == 1)
+
+
+def set_person_candidate(engine: Engine, connection_id: int, profile_id: str, candidate_id: int) -> None:
+    """Remember the Greenhouse record of (connection, profile); inserts the row if needed."""
+    insert = _insert_ignore(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert.values(
+                connection_id=connection_id,
+                profile_id=profile_id,
+                greenhouse_candidate_id=candidate_id,
+                created_at=utcnow(),
+            )
+        )
+        conn.execute(
+            sa.update(Person)
+            .where(
+                col(Person.connection_id) == connection_id,
+                col(Person.profile_id) == profile_id,
+                col(Person.greenhouse_candidate_id).is_(None),
+            )
+            .values(greenhouse_candidate_id=candidate_id)
+        )
+
+
+def release_person(engine: Engine, person_id: int, owner: int) -> None:
+    """Give up the create right (the create failed for good, so nothing exists at Greenhouse)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(Person)
+            .where(
+                col(Person.id) == person_id,
+                col(Person.owner_item_id) == owner,
+                col(Person.greenhouse_candidate_id).is_(None),
+            )
+            .values(owner_item_id=None)
+        )
+
+
+def _get_person(engine: Engine, connection_id: int, profile_id: str) -> Person:
+    with Session(engine, expire_on_commit=False) as session:
+        person = session.exec(
+            select(Person).where(Person.connection_id == connection_id, Person.profile_id == profile_id)
+        ).one()
+        return person
+
+
+def _insert_ignore(engine: Engine) -> Any:
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(Person).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(Person).on_conflict_do_nothing()
+
+
+# --- status and operator actions -----------------------------------------------------------------
+
+
+def batch_items(engine: Engine, batch_id: str) -> list[Item]:
+    """Every item of a batch, in id order."""
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.exec(select(Item).where(Item.batch_id == batch_id).order_by(col(Item.id))).all())
+
+
+def status_counts(engine: Engine, batch_id: str) -> dict[str, int]:
+    """Items of a batch by status."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Item.status, sa.func.count()).where(Item.batch_id == batch_id).group_by(Item.status)
+        ).all()
+    return {status: int(n) for status, n in rows}
+
+
+def requeue_failed(engine: Engine, batch_id: str | None = None) -> list[int]:
+    """Put failed items (of one batch, or all) back to ``queued`` and return their ids to enqueue."""
+    with engine.begin() as conn:
+        where = [col(Item.status) == ItemStatus.FAILED, col(Item.error_cause) != "connection_removed"]
+        if batch_id is not None:
+            where.append(col(Item.batch_id) == batch_id)
+        ids = [int(r[0]) for r in conn.execute(sa.select(Item.id).where(*where).order_by(Item.id))]  # type: ignore[call-overload]
+        for part in chunks(ids):
+            conn.execute(
+                sa.update(Item)
+                .where(col(Item.id).in_(part), col(Item.status) == ItemStatus.FAILED)
+                .values(status=ItemStatus.QUEUED, attempts=0, enqueued_at=None, updated_at=utcnow())
+            )
+    return ids
+
+
+def lost_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list[int]:
+    """Items the broker may have lost: ``queued`` and never published, or published long ago."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(Item.id)  # type: ignore[call-overload]
+            .where(
+                col(Item.status) == ItemStatus.QUEUED,
+                sa.or_(col(Item.enqueued_at).is_(None), col(Item.enqueued_at) < cutoff),
+                col(Item.updated_at) < cutoff,
+            )
+            .order_by(Item.id)
+            .limit(limit)
+        )
+        return [int(r[0]) for r in rows]
+
+
+def ids_only(items: Iterable[Item]) -> list[int]:
+    """The ids of ``items`` (all persisted)."""
+    return [int(i.id) for i in items if i.id is not None]
