@@ -280,12 +280,8 @@ def map_profile(
         email_addresses=[EmailAddress(value=e, type="personal") for e in emails],
         phone_numbers=[PhoneNumber(value=p, type="mobile") for p in _dedupe(profile.phones, fold=False)],
         addresses=[Address(value=profile.location, type="home")] if profile.location else [],
-        website_addresses=[
-            WebsiteAddress(value=u, type="personal") for u in _dedupe(profile.urls, fold=False)
-        ],
-        social_media_addresses=[
-            SocialMediaAddress(value=u) for u in _dedupe(profile.social_media, fold=False)
-        ],
+        website_addresses=[WebsiteAddress(value=u, type="personal") for u in _dedupe(profile.urls, fold=False)],
+        social_media_addresses=[SocialMediaAddress(value=u) for u in _dedupe(profile.social_media, fold=False)],
         custom_fields=custom_fields,
         application=application,
     )
@@ -295,9 +291,7 @@ def map_profile(
         if (plan := _education(n, edu, options, warnings)) is not None
     ]
     employments = [
-        job
-        for n, emp in enumerate(profile.employments, start=1)
-        if (job := _employment(n, emp, warnings)) is not None
+        job for n, emp in enumerate(profile.employments, start=1) if (job := _employment(n, emp, warnings)) is not None
     ]
     return MappedCandidate(
         create=create,
