@@ -1,0 +1,286 @@
+"""Greenhouse connections: connect (check, then store), list, load, disconnect.
+
+Plain service functions with their collaborators passed in (settings, engine, HTTP client); the CLI
+is a thin layer over them. A connection is stored only when every check of
+:mod:`shared.connect_checks` passed; its client secret is encrypted with ``GHX_SECRET_KEY``
+(:mod:`shared.crypto`) and never logged, printed or put in a task message. Removal is soft: the row stays
+(batches and items refer to it), its secret is wiped and its unfinished items fail with
+"connection removed".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from shared import connect_checks as checks
+from shared.crypto import decrypt_secret, encrypt_secret
+from shared.errors import ConnectionNotFound, UserError
+from shared.harvest.auth import Credential
+from shared.harvest.client import HarvestClient
+from shared.harvest.models import Source, User
+from shared.lookups import Lookups
+from shared.settings import Settings
+from shared.store.models import Connection, Item, ItemStatus, utcnow
+from shared.targets import check_job_open, check_target
+
+__all__ = [
+    "CONNECTION_REMOVED",
+    "ConnectResult",
+    "check_target",
+    "connect",
+    "connection_summary",
+    "credential_for",
+    "disconnect",
+    "get_connection",
+    "list_connections",
+    "load_connection",
+    "reader_for",
+]
+
+log = logging.getLogger(__name__)
+
+CONNECTION_REMOVED = "connection removed"
+CONNECTION_REMOVED_CAUSE = "connection_removed"
+DEFAULT_READBACK_WAIT_S = 30.0
+
+
+@dataclass
+class ConnectResult:
+    """What ``connect`` stored and found: the row, the acting user, the source, the verification id."""
+
+    connection: Connection
+    user: User
+    source: Source
+    created: bool
+    """False when an existing connection of that name was updated (rotation or reconnection)."""
+    verified_candidate_id: int | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def connect(
+    settings: Settings,
+    engine: Engine,
+    *,
+    name: str,
+    client_id: str,
+    client_secret: SecretStr,
+    user_email: str,
+    source_name: str | None = None,
+    prospects_only: bool = False,
+    enable_pools: bool = False,
+    verify: Literal["prospect"] | int | None = None,
+    http_client: httpx.Client | None = None,
+    readback_wait_s: float = DEFAULT_READBACK_WAIT_S,
+    readback_poll_s: float = checks.READBACK_POLL_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ConnectResult:
+    """Check a Greenhouse credential and store it as connection ``name`` (insert, or update + revive).
+
+    In order: the secret key is usable; the credential mints a token; every required scope is granted
+    (all missing ones named at once); an active user has exactly ``user_email``; the source
+    ``source_name`` (default ``settings.export.source_name``) has the Prospecting strategy; on request
+    (``verify``), one test candidate is exported as that user and read back. Any failure raises a
+    :class:`UserError` (or a :class:`HarvestError` for transport trouble) and stores nothing.
+    """
+    name, client_id, user_email = name.strip(), client_id.strip(), user_email.strip()
+    if not name or not client_id or not user_email or not client_secret.get_secret_value():
+        raise UserError("connect needs --name, --client-id, --client-secret and --user-email (none empty)")
+    if verify is not None and verify != "prospect" and prospects_only:
+        raise UserError("--verify-job cannot be used with --prospects-only; use --verify-prospect")
+    encrypted = encrypt_secret(client_secret, settings.secret_key)  # fails before any network call
+    source_name = (source_name or settings.export.source_name).strip()
+    reader = HarvestClient(
+        settings, Credential(client_id=client_id, client_secret=client_secret), http_client=http_client
+    )
+    log.info("connect %s: checking credential %s", name, client_id)
+    try:
+        checks.check_credential(reader)
+        scopes = checks.check_scopes(reader)
+        user = checks.find_user(reader, user_email)
+        source = checks.find_source(reader, source_name)
+        candidate_id = None
+        if verify is not None:
+            if verify != "prospect":
+                check_job_open(int(verify), Lookups(reader, 0, None, 0))
+            candidate_id = checks.verify_export(
+                reader,
+                target=verify,
+                user=user,
+                source=source,
+                wait_s=readback_wait_s,
+                poll_s=readback_poll_s,
+                sleep=sleep,
+            )
+    finally:
+        reader.close()
+    conn, created = _save(
+        engine,
+        name=name,
+        client_id=client_id,
+        encrypted=encrypted,
+        user_email=user_email,
+        user=user,
+        source=source,
+        prospects_only=prospects_only,
+        enable_pools=enable_pools,
+        scopes=scopes,
+    )
+    messages = [f"{'connected' if created else 'updated connection'} {name} as {user_email} (id {user.id})"]
+    if candidate_id is not None:
+        messages.append(f"All good: test candidate exported with Greenhouse id {candidate_id}")
+    log.info("connect %s: stored (user id %s, source id %s)", name, user.id, source.id)
+    return ConnectResult(conn, user, source, created, candidate_id, messages)
+
+
+def _save(
+    engine: Engine,
+    *,
+    name: str,
+    client_id: str,
+    encrypted: str,
+    user_email: str,
+    user: User,
+    source: Source,
+    prospects_only: bool,
+    enable_pools: bool,
+    scopes: list[str],
+) -> tuple[Connection, bool]:
+    """Insert connection ``name``, or update it in place (secret rotation) and clear ``removed_at``."""
+    with Session(engine) as session:
+        conn = session.exec(select(Connection).where(Connection.name == name)).first()
+        created = conn is None
+        if conn is None:
+            conn = Connection(
+                name=name,
+                client_id=client_id,
+                user_email=user_email,
+                user_id=user.id,
+                source_id=source.id,
+                source_name=source.name,
+            )
+        conn.client_id = client_id
+        conn.client_secret_encrypted = encrypted
+        conn.user_email = user_email
+        conn.user_id = user.id
+        conn.source_id = source.id
+        conn.source_name = source.name
+        conn.prospects_only = prospects_only
+        conn.pools_enabled = enable_pools
+        conn.scopes = scopes
+        conn.updated_at = utcnow()
+        conn.removed_at = None
+        session.add(conn)
+        session.commit()
+        session.refresh(conn)
+        session.expunge(conn)
+    return conn, created
+
+
+def list_connections(engine: Engine, *, include_removed: bool = False) -> list[Connection]:
+    """Connections by name (removed ones only when asked)."""
+    with Session(engine) as session:
+        query = select(Connection).order_by(Connection.name)
+        if not include_removed:
+            query = query.where(col(Connection.removed_at).is_(None))
+        rows = list(session.exec(query).all())
+        for row in rows:
+            session.expunge(row)
+    return rows
+
+
+def get_connection(engine: Engine, name: str) -> Connection:
+    """The live connection called ``name``; :class:`ConnectionNotFound` when absent or removed."""
+    with Session(engine) as session:
+        conn = session.exec(select(Connection).where(Connection.name == name)).first()
+        if conn is None or conn.removed_at is not None:
+            state = "was removed" if conn is not None else "does not exist"
+            raise ConnectionNotFound(f"connection {name} {state}; list connections with: ghexport connections")
+        session.expunge(conn)
+    return conn
+
+
+def load_connection(engine: Engine, connection_id: int) -> Connection:
+    """The connection with this id for a worker; :class:`ConnectionNotFound` ("connection removed")
+    when it was removed, or when no such row exists."""
+    with Session(engine) as session:
+        conn = session.get(Connection, connection_id)
+        if conn is None:
+            raise ConnectionNotFound(f"connection {connection_id} does not exist")
+        if conn.removed_at is not None:
+            raise ConnectionNotFound(CONNECTION_REMOVED)
+        session.expunge(conn)
+    return conn
+
+
+def credential_for(conn: Connection, settings: Settings) -> Credential:
+    """The decrypted credential of ``conn``; :class:`ConfigurationError` when the key is missing or wrong."""
+    secret = decrypt_secret(conn.client_secret_encrypted, settings.secret_key, connection=conn.name)
+    return Credential(client_id=conn.client_id, client_secret=secret)
+
+
+def reader_for(conn: Connection, settings: Settings, **client_kw: Any) -> HarvestClient:
+    """A :class:`HarvestClient` for ``conn`` without ``sub`` (lists need the service account); use
+    ``.with_sub(conn.user_id)`` for writes. ``client_kw`` goes to the client (``http_client``...)."""
+    return HarvestClient(settings, credential_for(conn, settings), **client_kw)
+
+
+def disconnect(engine: Engine, name: str) -> int:
+    """Remove connection ``name`` (soft): wipe its secret, set ``removed_at``, and fail its ``queued`` /
+    ``sending`` items with "connection removed". Returns how many items were failed."""
+    now = utcnow()
+    with Session(engine) as session:
+        conn = session.exec(select(Connection).where(Connection.name == name)).first()
+        if conn is None or conn.removed_at is not None:
+            raise ConnectionNotFound(f"connection {name} does not exist or was already removed")
+        result = session.execute(
+            sa.update(Item)
+            .where(
+                col(Item.connection_id) == conn.id,
+                col(Item.status).in_(ItemStatus.ACTIVE),
+            )
+            .values(
+                status=ItemStatus.FAILED,
+                error=CONNECTION_REMOVED,
+                error_cause=CONNECTION_REMOVED_CAUSE,
+                owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
+        )
+        conn.client_secret_encrypted = ""
+        conn.removed_at = now
+        conn.updated_at = now
+        session.add(conn)
+        session.commit()
+        failed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    log.info("disconnect %s: removed; %d unfinished items failed", name, failed)
+    return failed
+
+
+def connection_summary(conn: Connection) -> dict[str, Any]:
+    """A JSON-ready description of ``conn`` for operators; never the secret."""
+    return {
+        "id": conn.id,
+        "name": conn.name,
+        "client_id": conn.client_id,
+        "user_email": conn.user_email,
+        "user_id": conn.user_id,
+        "source_id": conn.source_id,
+        "source_name": conn.source_name,
+        "prospects_only": conn.prospects_only,
+        "pools_enabled": conn.pools_enabled,
+        "scopes": list(conn.scopes),
+        "created_at": conn.created_at.isoformat() if conn.created_at else None,
+        "updated_at": conn.updated_at.isoformat() if conn.updated_at else None,
+        "removed_at": conn.removed_at.isoformat() if conn.removed_at else None,
+    }
