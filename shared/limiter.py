@@ -9,7 +9,7 @@ A wait longer than ``max_inline_wait_s`` raises :class:`ThrottledError` so the t
 countdown instead of holding a worker slot.
 
 Redis keys (prefix ``ghx:rl:``): ``<key>:log`` (ZSET of calls), ``<key>:limit`` (announced limit),
-``<key>:block`` (epoch ms until which Harvest said the budget is spent).
+``<key>:block`` (exists, with its TTL, while Harvest says the budget is spent).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ MAX_BLOCK_S = 300.0
 ACQUIRE_LUA = """
 local t = redis.call('TIME')
 local now = math.floor(tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000)
-local block = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
-if block > now then
-  return math.floor(block - now)
+local blocked = redis.call('PTTL', KEYS[3])
+if blocked > 0 then
+  return blocked
 end
 local budget = tonumber(ARGV[1])
 local announced = tonumber(redis.call('GET', KEYS[2]) or '')
@@ -127,9 +127,7 @@ class RedisRateLimiter:
             if wait_s <= 0:
                 return
             if waited + wait_s > self.settings.max_inline_wait_s:
-                raise ThrottledError(
-                    f"shared rate limit reached; retry in {wait_s:.1f} s", retry_after_s=wait_s
-                )
+                raise ThrottledError(f"shared rate limit reached; retry in {wait_s:.1f} s", retry_after_s=wait_s)
             self._sleep(wait_s)
             waited += wait_s
 
@@ -142,9 +140,8 @@ class RedisRateLimiter:
             now = self._wall()
             reset_at = info.reset_at if info.reset_at is not None else now + self.settings.window_s
             block_s = min(reset_at - now, MAX_BLOCK_S)
-            if block_s > 0:
-                until_ms = math.ceil((now + block_s) * 1000)
-                self.redis.set(block_key, until_ms, px=max(1, math.ceil(block_s * 1000)))
+            if block_s > 0:  # the key's own expiry is the block, so worker clocks need not agree
+                self.redis.set(block_key, 1, px=max(1, math.ceil(block_s * 1000)))
 
     def reset(self, key: str) -> None:
         """Forget everything about ``key`` (tests, operator tooling)."""
