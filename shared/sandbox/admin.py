@@ -1,0 +1,84 @@
+"""Unauthenticated ``/_sandbox/`` admin routes (not rate limited) and the state snapshot.
+
+``GET /_sandbox/state``, ``GET /_sandbox/stats``, ``POST /_sandbox/faults`` ``{kind, method, path, count}``,
+``POST /_sandbox/credentials`` ``{client_id, client_secret, scopes}``, ``POST /_sandbox/expire_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from shared.sandbox.routing import reply
+from shared.sandbox.state import State
+
+if TYPE_CHECKING:
+    from shared.sandbox.app import Sandbox
+
+
+def snapshot(state: State) -> dict[str, Any]:
+    """Candidates (rendered) each with applications, educations, employments, tags, notes, attachments."""
+    from shared.sandbox.routes_candidates import render
+
+    def children(table: dict[int, dict[str, Any]], cid: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in table.values() if r.get("candidate_id") == cid]
+
+    candidates = []
+    for cid in sorted(state.candidates):
+        row = render(state, state.candidates[cid])
+        row["applications"] = children(state.applications, cid)
+        row["educations"] = children(state.educations, cid)
+        row["employments"] = children(state.employments, cid)
+        row["applied_tags"] = children(state.applied_tags, cid)
+        row["notes"] = children(state.notes, cid)
+        row["attachments"] = children(state.attachments, cid)
+        candidates.append(row)
+    return {
+        "candidates": candidates,
+        "candidate_tags": [dict(t) for t in state.tags.values()],
+        "orphan_notes": [dict(n) for n in state.notes.values() if n["candidate_id"] not in state.candidates],
+    }
+
+
+def _json(request: httpx.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.content or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
+
+
+def handle(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    """Serve one admin request; bad input is a 400 ``{"message": ...}``."""
+    route = (request.method.upper(), request.url.path.rstrip("/"))
+    try:
+        if route == ("GET", "/_sandbox/state"):
+            return reply(200, sandbox.state_snapshot())
+        if route == ("GET", "/_sandbox/stats"):
+            return reply(200, sandbox.stats())
+        if route == ("POST", "/_sandbox/expire_tokens"):
+            sandbox.expire_tokens()
+            return reply(200, {"ok": True})
+        if route == ("POST", "/_sandbox/faults"):
+            body = _json(request)
+            sandbox.inject_fault(
+                str(body["kind"]),
+                method=str(body.get("method", "POST")),
+                path=str(body.get("path", "/v3/candidates")),
+                count=int(body.get("count", 1)),
+            )
+            return reply(201, {"ok": True})
+        if route == ("POST", "/_sandbox/credentials"):
+            body = _json(request)
+            scopes = body["scopes"]
+            if not isinstance(scopes, list):
+                raise ValueError("scopes must be a list")
+            sandbox.add_credential(str(body["client_id"]), str(body["client_secret"]), map(str, scopes))
+            return reply(201, {"ok": True})
+    except (KeyError, TypeError, ValueError) as exc:
+        return reply(400, {"message": f"bad sandbox admin request: {exc}"})
+    return reply(404, {"message": "Resource not found"})

@@ -1,0 +1,193 @@
+"""The sandbox core: :class:`Sandbox` turns one ``httpx.Request`` into one ``httpx.Response``.
+
+Order of checks on ``/v3/...`` (as Greenhouse): bearer token (401), rate limit (429), fault
+injection, route (404), scope (403), site-admin rule for list routes (403), validation (422), action.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx
+
+from shared.sandbox import admin, routes_applications, routes_candidates, routes_lookups, routes_profile, routes_tags
+from shared.sandbox.auth import admit, authenticate, mint_token
+from shared.sandbox.faults import DEFAULT_SLOW_S, DropConnection, add_fault, take_fault
+from shared.sandbox.routing import Ctx, Route, reply
+from shared.sandbox.seed import seed
+from shared.sandbox.state import SandboxConfig, State
+from shared.sandbox.stats import Stats
+from shared.sandbox.validate import ApiError
+
+ROUTES: list[Route] = [
+    *routes_candidates.ROUTES,
+    *routes_applications.ROUTES,
+    *routes_profile.ROUTES,
+    *routes_tags.ROUTES,
+    *routes_lookups.ROUTES,
+]
+SERVER_ERROR = {"message": "Internal server error"}
+
+
+def find_route(method: str, path: str) -> tuple[Route, dict[str, int]] | None:
+    """The route serving ``method path`` and its path ids (a known path with another method: none)."""
+    for route in ROUTES:
+        ids = route.match(path)
+        if ids is not None and route.method == method:
+            return route, ids
+    return None
+
+
+def _reason(response: httpx.Response) -> str | None:
+    """Why a 4xx/5xx was sent, for the stats' list of invalid requests."""
+    if response.status_code < 400:
+        return None
+    body = response.json()
+    reason = str(body.get("message") or body.get("error"))
+    details = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in body.get("errors") or [])
+    return f"{reason} ({details})" if details else reason
+
+
+class Sandbox:
+    """A strict in-memory fake of Greenhouse Harvest v3 (and its ``/token`` endpoint).
+
+    ``clock`` (default :func:`time.time`) drives token expiry, rate-limit windows and candidate
+    visibility, so tests advance time instead of sleeping; ``sleep`` serves latency and ``slow`` faults.
+    """
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.config = config or SandboxConfig()
+        self.state = State(clock=clock or time.time, rng=random.Random(self.config.seed))
+        self.stats_recorder = Stats()
+        self._sleep = sleep or time.sleep
+        seed(self.state)
+
+    # --- public helpers ---------------------------------------------------------------------------
+
+    def transport(self) -> httpx.MockTransport:
+        """An ``httpx.MockTransport`` over :meth:`handle`; a dropped connection raises ``RemoteProtocolError``."""
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            try:
+                return self.handle(request)
+            except DropConnection:
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                ) from None
+
+        return httpx.MockTransport(handler)
+
+    def add_credential(self, client_id: str, client_secret: str, scopes: Iterable[str]) -> None:
+        """Create or replace an API credential; tokens minted later carry these scopes."""
+        with self.state.lock:
+            self.state.credentials[client_id] = (client_secret, frozenset(scopes))
+
+    def expire_tokens(self) -> None:
+        """Expire every access token minted so far (the next call with one gets 401)."""
+        with self.state.lock:
+            for token in self.state.tokens.values():
+                token.expires_ts = float("-inf")
+
+    def inject_fault(self, kind: str, *, method: str = "POST", path: str = "/v3/candidates", count: int = 1) -> None:
+        """Make the next ``count`` requests to ``method path`` (literal path or route template) fail."""
+        with self.state.lock:
+            add_fault(self.state, kind, method, path, count)
+
+    def state_snapshot(self) -> dict[str, Any]:
+        """JSON-serialisable view of candidates with their children, plus tags and orphan notes."""
+        with self.state.lock:
+            return admin.snapshot(self.state)
+
+    def stats(self) -> dict[str, Any]:
+        """Traffic counters: see :class:`~shared.sandbox.stats.Stats`."""
+        with self.state.lock:
+            return self.stats_recorder.snapshot()
+
+    # --- the core ---------------------------------------------------------------------------------
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Serve one request; raises :class:`DropConnection` when the connection must be dropped."""
+        request.read()
+        method, path = request.method.upper(), request.url.path
+        if path.startswith("/_sandbox/"):
+            return admin.handle(self, request)
+        if self.config.latency_ms > 0:
+            self._sleep(self.config.latency_ms / 1000)
+        if path == "/token" and method == "POST":
+            return self._serve(request, "POST /token", None, None)
+        if path.startswith("/v3/"):
+            found = find_route(method, path)
+            return self._serve(
+                request, found[0].key if found else f"{method} (unknown route)", *(found or (None, None))
+            )
+        with self.state.lock:
+            self.stats_recorder.record(f"{method} (unknown route)", 404, "unknown route")
+        return reply(404, {"message": "Resource not found"})
+
+    def _serve(
+        self, request: httpx.Request, key: str, route: Route | None, ids: dict[str, int] | None
+    ) -> httpx.Response:
+        state, stats = self.state, self.stats_recorder
+        method, path = request.method.upper(), request.url.path
+        headers: dict[str, str] = {}
+        with state.lock:
+            token = None
+            if path != "/token":
+                try:
+                    token = authenticate(state, request)
+                except ApiError as exc:
+                    stats.record(key, exc.status, exc.reason)
+                    return reply(exc.status, exc.body())
+                allowed, headers, in_window = admit(state, self.config, token.client_id)
+                stats.window_peak(token.client_id, in_window)
+                if not allowed:
+                    stats.record(key, 429)
+                    return httpx.Response(429, headers=headers, json={"message": "Rate limit exceeded"})
+            fault = take_fault(state, self.config, method, path, route.template if route else None)
+            if fault:
+                stats.faults[fault] += 1
+        if fault == "slow":
+            self._sleep(self.config.latency_ms / 1000 if self.config.latency_ms > 0 else DEFAULT_SLOW_S)
+        if fault in ("error_before", "drop_before"):
+            return self._fail(fault, key, headers)
+        with state.lock:
+            if token is None:
+                response = mint_token(state, self.config, request)
+            else:
+                response = self._dispatch(request, route, ids or {}, token)
+            if fault in ("error_after", "drop_after"):
+                return self._fail(fault, key, headers)
+            stats.record(key, response.status_code, _reason(response))
+        response.headers.update(headers)
+        return response
+
+    def _fail(self, fault: str, key: str, headers: dict[str, str]) -> httpx.Response:
+        with self.state.lock:
+            self.stats_recorder.record(key, "dropped" if fault.startswith("drop") else 500)
+        if fault.startswith("drop"):
+            raise DropConnection(fault)
+        return httpx.Response(500, headers=headers, json=SERVER_ERROR)
+
+    def _dispatch(self, request: httpx.Request, route: Route | None, ids: dict[str, int], token: Any) -> httpx.Response:
+        if route is None:
+            return reply(404, {"message": "Resource not found"})
+        if route.scope not in token.scopes:
+            message = f"Missing required scope: {route.scope}"
+            return reply(403, {"message": message, "errors": [{"message": message, "field": None}]})
+        if route.is_list and token.sub is not None and not self.state.users[token.sub]["site_admin"]:
+            return reply(403, {"message": "The authorizing user (sub) must be a Site Admin to use list endpoints"})
+        query = dict(request.url.params.items())
+        ctx = Ctx(self.state, self.config, request, route, query, ids, token)
+        try:
+            return route.handler(ctx)
+        except ApiError as exc:
+            return reply(exc.status, exc.body())

@@ -1,0 +1,100 @@
+"""OAuth client-credentials token endpoint, bearer-token checks and the per-credential rate limit."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import secrets
+from collections import deque
+from urllib.parse import parse_qs
+
+import httpx
+
+from shared.sandbox.state import SandboxConfig, State, Token, iso
+from shared.sandbox.validate import ApiError
+
+
+def _oauth_error(status: int, error: str, description: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": error, "error_description": description})
+
+
+def _basic_credentials(request: httpx.Request) -> tuple[str, str] | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, sep, secret = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return (client_id, secret) if sep else None
+
+
+def _form(request: httpx.Request) -> dict[str, str]:
+    """Form members from the body (urlencoded) and the query string; both placements work in reality."""
+    params = {k: v for k, v in request.url.params.items()}
+    content_type = request.headers.get("content-type", "")
+    if request.content and (not content_type or content_type.startswith("application/x-www-form-urlencoded")):
+        try:
+            text = request.content.decode()
+        except UnicodeDecodeError:
+            text = ""
+        params.update({k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()})
+    return params
+
+
+def mint_token(state: State, config: SandboxConfig, request: httpx.Request) -> httpx.Response:
+    """``POST /token``: Basic client auth, ``grant_type=client_credentials``, optional numeric ``sub``."""
+    creds = _basic_credentials(request)
+    known = state.credentials.get(creds[0]) if creds else None
+    if creds is None or known is None or not secrets.compare_digest(known[0], creds[1]):
+        return _oauth_error(401, "invalid_client", "client authentication failed")
+    form = _form(request)
+    if form.get("grant_type") != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type", "grant_type must be client_credentials")
+    sub: int | None = None
+    if form.get("sub") not in (None, ""):
+        raw = form["sub"]
+        user = state.users.get(int(raw)) if raw.isdigit() else None
+        if user is None:
+            return _oauth_error(400, "invalid_request", f"sub {raw} is not a user of this organization")
+        if user["deactivated"]:
+            return _oauth_error(400, "invalid_request", f"sub {raw} is a deactivated user")
+        sub = user["id"]
+    expires_ts = state.now() + config.token_ttl_s
+    access_token = secrets.token_urlsafe(32)
+    state.tokens[access_token] = Token(creds[0], sub, known[1], expires_ts)
+    expires_at = iso(expires_ts)[:19] + "Z"
+    return httpx.Response(200, json={"token_type": "Bearer", "access_token": access_token, "expires_at": expires_at})
+
+
+def authenticate(state: State, request: httpx.Request) -> Token:
+    """The live token of a ``Bearer`` header, else a 401 ``{"message": "Unauthorized"}``."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    token = state.tokens.get(value.strip()) if scheme.lower() == "bearer" else None
+    if token is None or state.now() >= token.expires_ts:
+        raise ApiError(401, "Unauthorized")
+    return token
+
+
+def admit(state: State, config: SandboxConfig, client_id: str) -> tuple[bool, dict[str, str], int]:
+    """Rolling-window rate limit per credential: ``(allowed, headers, requests in window)``.
+
+    Allowed requests get ``X-RateLimit-Limit/Remaining/Reset``; a refused one gets ``Retry-After`` and
+    ``X-RateLimit-Reset`` only (Greenhouse omits Limit/Remaining on 429) and consumes no budget.
+    """
+    now = state.now()
+    window = state.windows.setdefault(client_id, deque())
+    while window and window[0] <= now - config.window_s:
+        window.popleft()
+    if len(window) >= config.rate_limit:
+        frees_at = window[0] + config.window_s
+        retry_after = max(1, math.ceil(frees_at - now))
+        return False, {"Retry-After": str(retry_after), "X-RateLimit-Reset": str(math.ceil(frees_at))}, len(window)
+    window.append(now)
+    headers = {
+        "X-RateLimit-Limit": str(config.rate_limit),
+        "X-RateLimit-Remaining": str(config.rate_limit - len(window)),
+        "X-RateLimit-Reset": str(math.ceil(window[0] + config.window_s)),
+    }
+    return True, headers, len(window)

@@ -1,0 +1,125 @@
+"""In-memory state of the sandbox tenant, its configuration and the per-request bookkeeping.
+
+Records are plain dicts shaped like Harvest v3 responses; one re-entrant lock guards everything
+because :class:`~shared.sandbox.server.SandboxServer` serves requests from several threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared.sandbox.seed import FIRST_RUNTIME_ID
+
+Record = dict
+"""A Harvest record as the sandbox stores it (the JSON object it returns)."""
+
+
+@dataclass
+class SandboxConfig:
+    """Behaviour knobs of one sandbox instance.
+
+    ``fault_rate`` is the probability that a write (not ``/token``, not a read) gets a random fault;
+    ``visibility_delay_s`` hides new candidates from reads for that long (Greenhouse creates
+    asynchronously); ``latency_ms`` is added to every API request.
+    """
+
+    rate_limit: int = 50
+    window_s: float = 30.0
+    latency_ms: float = 0.0
+    fault_rate: float = 0.0
+    visibility_delay_s: float = 0.0
+    token_ttl_s: float = 3600.0
+    seed: int = 0
+
+
+@dataclass
+class Token:
+    """An access token minted by ``POST /token``: scopes are fixed at mint time, like Greenhouse."""
+
+    client_id: str
+    sub: int | None
+    scopes: frozenset[str]
+    expires_ts: float
+
+
+@dataclass
+class Fault:
+    """A fault waiting for ``count`` matching requests (``path`` is a literal path or route template)."""
+
+    kind: str
+    method: str
+    path: str
+    count: int
+
+
+@dataclass
+class CursorEntry:
+    """Server-side meaning of one opaque cursor handed out in a ``Link`` header."""
+
+    route: str
+    params: dict[str, str]
+    offset: int
+    per_page: int
+
+
+def iso(ts: float) -> str:
+    """Harvest timestamp form: ISO-8601 UTC with milliseconds and ``Z``."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class State:
+    """Everything one sandbox holds. Mutate only while holding :attr:`lock`."""
+
+    clock: Callable[[], float] = time.time
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    rng: random.Random = field(default_factory=random.Random)
+    credentials: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
+    tokens: dict[str, Token] = field(default_factory=dict)
+    users: dict[int, Record] = field(default_factory=dict)
+    sources: dict[int, Record] = field(default_factory=dict)
+    jobs: dict[int, Record] = field(default_factory=dict)
+    openings: dict[int, Record] = field(default_factory=dict)
+    close_reasons: dict[int, Record] = field(default_factory=dict)
+    pools: dict[int, Record] = field(default_factory=dict)
+    stages: dict[int, Record] = field(default_factory=dict)
+    custom_fields: dict[str, Record] = field(default_factory=dict)
+    options: dict[int, Record] = field(default_factory=dict)
+    tags: dict[int, Record] = field(default_factory=dict)
+    candidates: dict[int, Record] = field(default_factory=dict)
+    created_ts: dict[int, float] = field(default_factory=dict)
+    applications: dict[int, Record] = field(default_factory=dict)
+    educations: dict[int, Record] = field(default_factory=dict)
+    employments: dict[int, Record] = field(default_factory=dict)
+    applied_tags: dict[int, Record] = field(default_factory=dict)
+    attachments: dict[int, Record] = field(default_factory=dict)
+    notes: dict[int, Record] = field(default_factory=dict)
+    cursors: dict[str, CursorEntry] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    windows: dict[str, deque[float]] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(FIRST_RUNTIME_ID))
+
+    def next_id(self) -> int:
+        """A fresh record id, unique across all record kinds."""
+        return next(self._ids)
+
+    def now(self) -> float:
+        """Current time from the injected clock."""
+        return self.clock()
+
+    def visible(self, candidate_id: int, delay_s: float) -> bool:
+        """Whether reads may see the candidate yet (asynchronous creation)."""
+        created = self.created_ts.get(candidate_id)
+        return created is not None and self.now() - created >= delay_s
+
+    def active_user(self, user_id: object) -> Record | None:
+        """The user with this id if it exists and is not deactivated."""
+        user = self.users.get(user_id) if isinstance(user_id, int) else None
+        return user if user is not None and not user["deactivated"] else None
