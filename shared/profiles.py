@@ -174,6 +174,10 @@ class LineError:
     field: str | None
     message: str
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form, as stored on the batch and printed by ``export --json``."""
+        return {"line": self.line, "id": self.profile_id, "field": self.field, "error": self.message}
+
     def __str__(self) -> str:
         where = f"line {self.line}"
         if self.profile_id is not None:

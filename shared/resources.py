@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     import redis
     from sqlalchemy.engine import Engine
 
+    from shared.harvest.auth import TokenCache
+    from shared.harvest.client import HarvestClient
+    from shared.limiter import RateGate
+    from shared.lookups import Lookups
+    from shared.store.models import Connection
+
 
 class Resources:
     """Lazily built, process-wide collaborators. Thread-safe construction; ``close()`` releases them."""
@@ -72,12 +78,52 @@ class Resources:
     @cached_property
     def http(self) -> httpx.Client:
         """One pooled HTTP client for every Harvest call of this process."""
-        from shared.harvest.client import build_http_client
+        import httpx
 
-        return build_http_client(self.settings)
+        h = self.settings.harvest
+        return httpx.Client(
+            timeout=httpx.Timeout(h.timeout_s, connect=h.connect_timeout_s),
+            headers={"User-Agent": h.user_agent},
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        )
+
+    @cached_property
+    def token_cache(self) -> TokenCache:
+        """OAuth tokens of this process, per (credential, sub)."""
+        from shared.harvest.auth import TokenCache
+
+        return TokenCache()
+
+    @cached_property
+    def limiter(self) -> RateGate:
+        """The per-credential rate limiter shared by every process through Redis."""
+        from shared.limiter import make_rate_gate
+
+        return make_rate_gate(self.redis if self.settings.limiter.enabled else None, self.settings.limiter)
+
+    def harvest_for(self, conn: Connection) -> HarvestClient:
+        """A Harvest client on ``conn``'s credential, without ``sub`` (reads); ``.with_sub(id)`` writes."""
+        from shared.connections import reader_for
+
+        return reader_for(
+            conn, self.settings, http_client=self.http, token_cache=self.token_cache, limiter=self.limiter
+        )
+
+    def lookups_for(self, conn: Connection, reader: HarvestClient | None = None) -> Lookups:
+        """Cached lookups (jobs, pools, options, tags) of ``conn``, shared through Redis."""
+        from shared.lookups import Lookups
+
+        return Lookups(
+            reader or self.harvest_for(conn),
+            int(conn.id),  # type: ignore[arg-type]
+            self.redis,
+            self.settings.cache_ttl_s,
+        )
 
     def close(self) -> None:
         """Release what was built (connections, pools); safe to call more than once."""
+        for name in ("limiter", "token_cache"):
+            self.__dict__.pop(name, None)
         for name, closer in (("http", "close"), ("redis", "close"), ("engine", "dispose")):
             obj = self.__dict__.pop(name, None)
             if obj is not None:

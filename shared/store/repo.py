@@ -211,9 +211,7 @@ def take_over_person(engine: Engine, person_id: int, old_owner: int | None, new_
         .where(
             col(Person.id) == person_id,
             col(Person.greenhouse_candidate_id).is_(None),
-            col(Person.owner_item_id).is_(None)
-            if old_owner is None
-            else col(Person.owner_item_id) == old_owner,
+            col(Person.owner_item_id).is_(None) if old_owner is None else col(Person.owner_item_id) == old_owner,
         )
         .values(owner_item_id=new_owner)
     )
@@ -311,15 +309,22 @@ def requeue_failed(engine: Engine, batch_id: str | None = None) -> list[int]:
 
 
 def lost_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list[int]:
-    """Items the broker may have lost: ``queued`` and never published, or published long ago."""
+    """Items the broker may have lost: ``queued`` and never published or published long ago, or
+    ``sending`` with an expired lease."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(Item.id)  # type: ignore[call-overload]
             .where(
-                col(Item.status) == ItemStatus.QUEUED,
-                sa.or_(col(Item.enqueued_at).is_(None), col(Item.enqueued_at) < cutoff),
-                col(Item.updated_at) < cutoff,
+                sa.or_(
+                    sa.and_(
+                        col(Item.status) == ItemStatus.QUEUED,
+                        sa.or_(col(Item.enqueued_at).is_(None), col(Item.enqueued_at) < cutoff),
+                        col(Item.updated_at) < cutoff,
+                    ),
+                    # a worker died (or lost its database) mid-task and its message was acked
+                    sa.and_(col(Item.status) == ItemStatus.SENDING, col(Item.lease_until) < utcnow()),
+                )
             )
             .order_by(Item.id)
             .limit(limit)

@@ -1,0 +1,324 @@
+"""Export one item: the plain business flow behind the Celery task (testable without Celery).
+
+Never a duplicate record at Greenhouse, with at-least-once delivery:
+
+1. the item is claimed with a lease (a redelivered message for a held or finished item does nothing);
+2. the person ledger gives one item per (connection, profile) the right to create a record;
+3. before a create, the person is looked up by every email (a match is linked, per the connection's
+   duplicate policy); ``create_sent_at`` is written *before* the create is sent, so a create whose
+   outcome is unknown (timeout, dropped connection, 5xx after sending) is reconciled on the next run by
+   looking the person up again, for as long as Greenhouse may take to show a new record, and only then
+   created again;
+4. every Greenhouse id and every part (educations, employments, tags, note) is stored the moment it is
+   known, so a second run continues where the first stopped.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.engine import Engine
+
+from shared.errors import ConnectionNotFound
+from shared.harvest.client import HarvestClient
+from shared.harvest.errors import (
+    HarvestError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+)
+from shared.mapping import MappedCandidate, OptionIndex, Target, map_profile
+from shared.profiles import Profile
+from shared.settings import Settings
+from shared.store import repo
+from shared.store.models import Batch, Connection, DuplicatePolicy, Item, ItemStatus, utcnow
+from workers.outcome import Finished, NotClaimed, Outcome, RetryLater
+from workers.parts import PartsWriter, find_application
+
+
+@dataclass
+class ExportDeps:
+    """Collaborators of :func:`export_item`, built once per worker process."""
+
+    settings: Settings
+    engine: Engine
+    load_connection: Callable[[int], Connection]
+    client_for: Callable[[Connection], HarvestClient]
+    """A client on the connection's credential, without ``sub`` (the credential's service account)."""
+    options_for: Callable[[Connection, HarvestClient], OptionIndex]
+    tags_for: Callable[[Connection, HarvestClient], dict[str, int]]
+    invalidate_tags: Callable[[Connection], None]
+    owner: str
+    jitter: Callable[[float, float], float] = field(default=random.uniform)
+    now: Callable[[], datetime] = field(default=utcnow)
+
+
+def export_item(deps: ExportDeps, item_id: int) -> Outcome:
+    """Export the store's item ``item_id`` once; the outcome says whether to send the message again."""
+    item = repo.claim_item(deps.engine, item_id, deps.owner, deps.settings.export.lease_s)
+    if item is None:
+        return NotClaimed(f"item {item_id} is finished or held by another worker")
+    try:
+        return _Run(deps, item).run()
+    except repo.LeaseLost as exc:
+        return NotClaimed(str(exc))
+
+
+class _Defer(Exception):
+    """Stop this run and try again later without counting an attempt."""
+
+    def __init__(self, countdown_s: float, reason: str) -> None:
+        super().__init__(reason)
+        self.countdown_s = countdown_s
+        self.reason = reason
+
+
+class _Skip(Exception):
+    """Stop this run: the item ends ``skipped`` with ``reason``."""
+
+
+class _Run:
+    def __init__(self, deps: ExportDeps, item: Item) -> None:
+        self.d = deps
+        self.item = item
+        self.item_id = int(item.id)  # type: ignore[arg-type]
+        self.cfg = deps.settings.export
+        self.warnings: list[str] = list(item.warnings)
+
+    # --- store writes ---------------------------------------------------------------------------
+
+    def save(self, **values: object) -> None:
+        repo.update_item(self.d.engine, self.item_id, self.d.owner, **values)
+        for k, v in values.items():
+            setattr(self.item, k, v)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def fail(self, cause: str, message: str) -> Finished:
+        repo.finish_item(
+            self.d.engine,
+            self.item_id,
+            self.d.owner,
+            ItemStatus.FAILED,
+            error=message[:2000],
+            error_cause=cause,
+            warnings=self.warnings,
+        )
+        return Finished(ItemStatus.FAILED)
+
+    def retry(self, countdown_s: float, cause: str, message: str, *, counts: bool) -> Outcome:
+        if counts and self.item.attempts >= self.cfg.max_attempts:
+            return self.fail(cause, f"gave up after {self.item.attempts} attempts: {message}")
+        repo.release_item(
+            self.d.engine,
+            self.item_id,
+            self.d.owner,
+            counts=counts,
+            error=message[:2000],
+            error_cause=cause,
+            warnings=self.warnings,
+        )
+        return RetryLater(countdown_s, message)
+
+    def backoff_s(self) -> float:
+        base = min(self.cfg.retry_backoff_s * 2 ** max(0, self.item.attempts - 1), self.cfg.retry_backoff_max_s)
+        return self.d.jitter(base / 2, base)
+
+    # --- the flow -------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        batch = repo.get_batch(self.d.engine, self.item.batch_id)
+        assert batch is not None, "an item always has its batch"
+        try:
+            conn = self.d.load_connection(self.item.connection_id)
+        except ConnectionNotFound:
+            return self.fail("connection_removed", "connection removed")
+        try:
+            profile = Profile.from_snapshot(self.item.profile)
+        except PydanticValidationError as exc:
+            return self.fail("invalid_profile", f"stored profile {self.item.profile_id} is invalid: {exc}")
+        reader = self.d.client_for(conn)
+        writer = reader.with_sub(batch.user_id)
+        try:
+            self.export(batch, conn, profile, reader, writer)
+        except _Defer as exc:
+            return self.retry(exc.countdown_s, "waiting", exc.reason, counts=False)
+        except _Skip as exc:
+            repo.finish_item(
+                self.d.engine,
+                self.item_id,
+                self.d.owner,
+                ItemStatus.SKIPPED,
+                error=str(exc),
+                error_cause="duplicate_in_greenhouse",
+                warnings=self.warnings,
+            )
+            return Finished(ItemStatus.SKIPPED)
+        except RateLimitedError as exc:
+            wait = exc.retry_after_s + self.d.jitter(0.0, 1.0)
+            return self.retry(wait, exc.cause, str(exc), counts=False)
+        except RetryableError as exc:
+            return self.retry(self.backoff_s(), exc.cause, str(exc), counts=True)
+        except PermanentError as exc:
+            return self.fail(exc.cause, str(exc))
+        repo.finish_item(
+            self.d.engine,
+            self.item_id,
+            self.d.owner,
+            ItemStatus.EXPORTED,
+            warnings=self.warnings,
+            error=None,
+            error_cause=None,
+        )
+        return Finished(ItemStatus.EXPORTED)
+
+    def export(
+        self, batch: Batch, conn: Connection, profile: Profile, reader: HarvestClient, writer: HarvestClient
+    ) -> None:
+        target = Target(
+            kind=batch.target_kind,  # type: ignore[arg-type]
+            job_id=batch.job_id,
+            pool_id=batch.pool_id,
+            stage_id=batch.stage_id,
+            source_id=conn.source_id,
+            user_id=batch.user_id,
+        )
+        mapped = map_profile(
+            profile,
+            target,
+            self.d.options_for(conn, reader),
+            dummy_emails=batch.dummy_emails,
+            dummy_email_domain=self.cfg.dummy_email_domain,
+            skills_custom_field=self.cfg.skills_custom_field,
+        )
+        for w in mapped.warnings:
+            self.warn(w)
+        if self.item.greenhouse_candidate_id is None:
+            self.resolve_candidate(batch, conn, mapped, reader, writer)
+        cid = self.item.greenhouse_candidate_id
+        assert cid is not None
+        parts = PartsWriter(self, reader, writer, cid, batch.user_id)
+        if self.item.greenhouse_application_id is None:
+            parts.application(mapped.application, batch.target_kind)
+        parts.educations(mapped)
+        parts.employments(mapped)
+        parts.tags(mapped, lambda: self.d.tags_for(conn, reader), lambda: self.d.invalidate_tags(conn))
+        parts.note(mapped)
+
+    def resolve_candidate(
+        self, batch: Batch, conn: Connection, mapped: MappedCandidate, reader: HarvestClient, writer: HarvestClient
+    ) -> None:
+        """Find or create the Greenhouse record; sets ``greenhouse_candidate_id`` (and maybe the app id)."""
+        person = None
+        if not batch.new_record:
+            person = repo.claim_person(self.d.engine, conn.id, self.item.profile_id, self.item_id)  # type: ignore[arg-type]
+            if person.greenhouse_candidate_id is not None:
+                self.save(greenhouse_candidate_id=person.greenhouse_candidate_id, linked_existing=True)
+                return
+            if person.owner_item_id != self.item_id:
+                self.take_over(person.id, person.owner_item_id)  # type: ignore[arg-type]
+
+        if self.item.create_sent_at is not None:
+            if self.adopt_after_unknown_outcome(conn, mapped, reader, batch):
+                return
+        elif not batch.new_record and conn.duplicate_policy != DuplicatePolicy.CREATE:
+            match = lookup_person(reader, mapped.emails)
+            if match is not None:
+                if conn.duplicate_policy == DuplicatePolicy.SKIP:
+                    if person is not None:
+                        repo.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
+                    raise _Skip(f"a person with this email is already in Greenhouse (candidate {match})")
+                self.warn(f"linked to the existing Greenhouse candidate {match} (same email)")
+                self.save(greenhouse_candidate_id=match, linked_existing=True)
+                repo.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
+                return
+
+        self.save(create_sent_at=self.d.now())
+        try:
+            created = writer.create_candidate(mapped.create.model_copy(update={"application": mapped.application}))
+        except HarvestError as exc:
+            if not exc.outcome_unknown:
+                self.save(create_sent_at=None)
+                if person is not None and isinstance(exc, PermanentError):
+                    repo.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
+            raise
+        app_id = created.application.id if created.application is not None else None
+        self.save(greenhouse_candidate_id=created.candidate.id, greenhouse_application_id=app_id)
+        if not batch.new_record:
+            repo.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, created.candidate.id)  # type: ignore[arg-type]
+
+    def take_over(self, person_id: int, holder_id: int | None) -> None:
+        """Another item holds the create right: wait while it works, take over once it stopped."""
+        holder = repo.get_item(self.d.engine, holder_id) if holder_id is not None else None
+        if holder is not None and holder.status in ItemStatus.ACTIVE:
+            raise _Defer(self.cfg.reconcile_interval_s, "another export of this profile is in progress")
+        if not repo.take_over_person(self.d.engine, person_id, holder_id, self.item_id):
+            raise _Defer(self.cfg.reconcile_interval_s, "another export of this profile took the create right")
+        if holder is not None and holder.create_sent_at is not None and self.item.create_sent_at is None:
+            self.save(create_sent_at=holder.create_sent_at)  # its create may have landed: reconcile
+
+    def adopt_after_unknown_outcome(
+        self, conn: Connection, mapped: MappedCandidate, reader: HarvestClient, batch: Batch
+    ) -> bool:
+        """An earlier create may have succeeded: look the person up instead of creating again.
+
+        True when the record was found and adopted; raises :class:`_Defer` while Greenhouse may still be
+        making it readable; False once the sync window passed with no record (safe to create).
+        """
+        sent_at = self.item.create_sent_at
+        assert sent_at is not None
+        match = lookup_person(reader, mapped.emails)
+        if match is not None:
+            self.save(greenhouse_candidate_id=match)
+            app = find_application(reader, match, batch.target_kind, batch.job_id, batch.pool_id)
+            if app is not None:
+                self.save(greenhouse_application_id=app)
+            if not batch.new_record:
+                repo.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
+            return True
+        if not mapped.emails:
+            raise PermanentOutcomeUnknown(
+                "the create may have reached Greenhouse and this profile has no email to look it up by: "
+                "check Greenhouse for the person, then re-export with --include-exported or --dummy-emails"
+            )
+        age_s = (self.d.now() - _aware(sent_at)).total_seconds()
+        if age_s < self.cfg.reconcile_window_s:
+            raise _Defer(
+                self.cfg.reconcile_interval_s,
+                "create outcome unknown; waiting for Greenhouse to show the record before creating again",
+            )
+        self.warn("an earlier create was not found after the sync window; created again")
+        self.save(create_sent_at=None)
+        return False
+
+
+class PermanentOutcomeUnknown(PermanentError):
+    """A create may have landed, and there is no way to look the person up: a human must check."""
+
+    @property
+    def cause(self) -> str:
+        return "outcome_unknown"
+
+
+def lookup_person(reader: HarvestClient, emails: list[str]) -> int | None:
+    """The Greenhouse candidate id of the person with any of ``emails`` (Greenhouse compares emails without
+    regard to case); with several matches, the most recently updated record."""
+    found: dict[int, str] = {}
+    for email in emails:
+        for cand in reader.find_candidates_by_email(email):
+            found[cand.id] = cand.updated_at or ""
+    if not found:
+        return None
+    return max(found, key=lambda cid: (found[cid], cid))
+
+
+def _aware(ts: datetime) -> datetime:
+    from datetime import UTC
+
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)

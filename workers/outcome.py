@@ -1,0 +1,30 @@
+"""What one run of the export function ended with; the Celery task turns it into ack or retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The item reached a final status this run (``exported``, ``skipped`` or ``failed``)."""
+
+    status: str
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """The item went back to ``queued``; send the message again after ``countdown_s``."""
+
+    countdown_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class NotClaimed:
+    """Nothing to do: the item is done, or another worker holds a live lease on it (redelivery)."""
+
+    reason: str
+
+
+Outcome = Finished | RetryLater | NotClaimed

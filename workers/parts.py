@@ -1,0 +1,144 @@
+"""The parts of a Greenhouse record added after the candidate exists: application, educations,
+employments, tags and the profile note. Each is stored on the item the moment Greenhouse answers, so a
+second run adds only what is missing. A part Greenhouse rejects (422) becomes a warning on the item, not
+a failure of the export: the person is in Greenhouse, with that part left out and the reason recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from shared.harvest.client import HarvestClient
+from shared.harvest.errors import ValidationError
+from shared.harvest.models import CreateApplication, CreateNote, JobApplication, ProspectApplication
+from shared.mapping import MappedCandidate, normalise_name
+from shared.store.models import TargetKind
+
+if TYPE_CHECKING:
+    from workers.export import _Run
+
+NOTE_VISIBILITY = "public"
+"""Sourcing notes (summary, skills) are for the hiring team, not private to the exporting user."""
+
+
+def find_application(
+    reader: HarvestClient, candidate_id: int, kind: str, job_id: int | None, pool_id: int | None
+) -> int | None:
+    """The id of the candidate's application matching the export target, if Greenhouse has one."""
+    for app in reader.list_applications(candidate_ids=[candidate_id]):
+        if kind == TargetKind.JOB and not app.prospect and app.job_id == job_id:
+            return app.id
+        if kind == TargetKind.PROSPECT and app.prospect and (pool_id is None or app.prospect_pool_id == pool_id):
+            return app.id
+    return None
+
+
+class PartsWriter:
+    """Adds the parts of one item's record, recording progress in ``item.parts``."""
+
+    def __init__(self, run: _Run, reader: HarvestClient, writer: HarvestClient, candidate_id: int, user_id: int):
+        self.run = run
+        self.reader = reader
+        self.writer = writer
+        self.cid = candidate_id
+        self.user_id = user_id
+        self.parts: dict[str, Any] = dict(run.item.parts)
+
+    def _save(self) -> None:
+        self.run.save(parts=dict(self.parts))
+
+    def application(self, app: JobApplication | ProspectApplication, kind: str) -> None:
+        """Add the target's application to an existing person (linked, or exported before)."""
+        item = self.run.item
+        job_id = app.job_id if isinstance(app, JobApplication) else None
+        pool_id = app.prospect_pool_id if isinstance(app, ProspectApplication) else None
+        if self.parts.get("application_sent") or item.linked_existing:
+            # an earlier run may have added it (outcome unknown), or the person already had it
+            found = find_application(self.reader, self.cid, kind, job_id, pool_id)
+            if found is not None:
+                self.run.save(greenhouse_application_id=found)
+                return
+        self.parts["application_sent"] = True
+        self._save()
+        try:
+            created = self.writer.create_application(CreateApplication.for_candidate(self.cid, app))
+        except ValidationError:
+            found = find_application(self.reader, self.cid, kind, job_id, pool_id)
+            if found is None:
+                raise
+            self.run.warn(f"the Greenhouse candidate {self.cid} already had this application")
+            self.run.save(greenhouse_application_id=found)
+            return
+        self.run.save(greenhouse_application_id=created.id)
+
+    def educations(self, mapped: MappedCandidate) -> None:
+        done: dict[str, int | None] = dict(self.parts.get("educations", {}))
+        for n, plan in enumerate(mapped.educations, start=1):
+            if str(n) in done:
+                continue
+            try:
+                done[str(n)] = self.writer.create_education(plan.request(self.cid)).id
+            except ValidationError as exc:
+                self.run.warn(f"education {n} left out: {exc}")
+                done[str(n)] = None
+            self.parts["educations"] = done
+            self._save()
+
+    def employments(self, mapped: MappedCandidate) -> None:
+        done: dict[str, int | None] = dict(self.parts.get("employments", {}))
+        for n, plan in enumerate(mapped.employments, start=1):
+            if str(n) in done:
+                continue
+            try:
+                done[str(n)] = self.writer.create_employment(plan.request(self.cid)).id
+            except ValidationError as exc:
+                self.run.warn(f"employment {n} left out: {exc}")
+                done[str(n)] = None
+            self.parts["employments"] = done
+            self._save()
+
+    def tags(
+        self, mapped: MappedCandidate, tag_ids: Callable[[], dict[str, int]], invalidate: Callable[[], None]
+    ) -> None:
+        """Apply each tag, creating it once if Greenhouse does not have it (names match without case)."""
+        done: dict[str, int | None] = dict(self.parts.get("tags", {}))
+        for name in mapped.tags:
+            if name in done:
+                continue
+            tag_id = tag_ids().get(normalise_name(name))
+            if tag_id is None:
+                try:
+                    tag_id = self.writer.create_tag(name).id
+                except ValidationError:  # created meanwhile by another worker
+                    invalidate()
+                    tag_id = tag_ids().get(normalise_name(name))
+                    if tag_id is None:
+                        raise
+                invalidate()
+            try:
+                done[name] = self.writer.apply_tag(self.cid, tag_id).id
+            except ValidationError as exc:
+                applied = {t.candidate_tag_id for t in self.reader.list_applied_tags([self.cid])}
+                if tag_id not in applied:
+                    self.run.warn(f"tag {name!r} left out: {exc}")
+                done[name] = None
+            self.parts["tags"] = done
+            self._save()
+
+    def note(self, mapped: MappedCandidate) -> None:
+        if not mapped.note or "note" in self.parts:
+            return
+        self.parts["note"] = None  # sent: a note is permanent, never send it twice
+        self._save()
+        note = self.writer.create_note(
+            CreateNote(
+                candidate_id=self.cid,
+                application_id=self.run.item.greenhouse_application_id,
+                user_id=self.user_id,
+                body=mapped.note,
+                visibility=NOTE_VISIBILITY,
+            )
+        )
+        self.parts["note"] = note.id
+        self._save()

@@ -1,0 +1,62 @@
+"""Thin Celery tasks: parse the message, call the plain export function, turn its outcome into ack or
+retry. Registered under the stable names of :mod:`shared.names`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+from pydantic import ValidationError
+
+from shared import names
+from shared.celery_app import safe_countdown
+from shared.messages import ExportItemMessage
+from workers import runtime
+from workers.app import app
+from workers.export import export_item
+from workers.outcome import Finished, NotClaimed, RetryLater
+
+log = logging.getLogger("ghexport.worker")
+
+UNEXPECTED_ERROR_RETRY_S = 30.0
+
+
+@app.task(name=names.EXPORT_ITEM_TASK, bind=True, max_retries=None, acks_late=True)
+def export_item_task(self: Task, message: Any) -> str:
+    """Export one item; the message carries only its id (no PII, nothing secret in Flower)."""
+    try:
+        msg = ExportItemMessage.model_validate(message)
+    except ValidationError as exc:
+        log.error("dropping an unreadable export message: %s", exc.errors(include_input=False))
+        return "invalid-message"
+    deps = runtime.deps()
+    try:
+        outcome = export_item(deps, msg.item_id)
+    except Exception:
+        # A bug or the store unreachable: the item keeps its lease and `recover` picks it up if this
+        # retry message is lost too. Never let one item crash the worker.
+        log.exception("export of item %s failed unexpectedly; retrying", msg.item_id)
+        raise self.retry(countdown=UNEXPECTED_ERROR_RETRY_S) from None
+    if isinstance(outcome, RetryLater):
+        log.info("item %s: retry in %.0fs (%s)", msg.item_id, outcome.countdown_s, outcome.reason)
+        raise self.retry(countdown=safe_countdown(deps.settings, outcome.countdown_s))
+    if isinstance(outcome, NotClaimed):
+        log.info("item %s: %s", msg.item_id, outcome.reason)
+        return "not-claimed"
+    assert isinstance(outcome, Finished)
+    log.info("item %s: %s", msg.item_id, outcome.status)
+    return outcome.status
+
+
+@app.task(name=names.RECOVER_TASK)
+def recover_task() -> int:
+    """Re-enqueue items the broker lost (still ``queued`` long after publishing, or stale ``sending``)."""
+    from shared.publishing import publish
+    from shared.store import repo
+
+    res = runtime.resources()
+    n = publish(res, repo.lost_items(res.engine, res.settings.export.requeue_after_s))
+    if n:
+        log.warning("re-enqueued %d lost items", n)
+    return n
