@@ -25,9 +25,10 @@ from sqlmodel import Session, col, select
 from shared import connect_checks as checks
 from shared.crypto import decrypt_secret, encrypt_secret
 from shared.errors import ConnectionNotFound, UserError
-from shared.harvest.auth import Credential
+from shared.harvest.auth import Credential, TokenCache
 from shared.harvest.client import HarvestClient
 from shared.harvest.models import Source, User
+from shared.limiter import RateGate
 from shared.lookups import Lookups
 from shared.settings import Settings
 from shared.store.models import Connection, Item, ItemStatus, utcnow
@@ -83,6 +84,9 @@ def connect(
     readback_wait_s: float = DEFAULT_READBACK_WAIT_S,
     readback_poll_s: float = checks.READBACK_POLL_S,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    limiter: RateGate | None = None,
+    token_cache: TokenCache | None = None,
 ) -> ConnectResult:
     """Check a Greenhouse credential and store it as connection ``name`` (insert, or update + revive).
 
@@ -91,6 +95,8 @@ def connect(
     ``source_name`` (default ``settings.export.source_name``) has the Prospecting strategy; on request
     (``verify``), one test candidate is exported as that user and read back. Any failure raises a
     :class:`UserError` (or a :class:`HarvestError` for transport trouble) and stores nothing.
+    ``http_client``, ``limiter`` and ``token_cache`` go to the Harvest client (the checks make about 30
+    calls, so pass the shared limiter); ``sleep``/``clock`` pace the read-back of the test candidate.
     """
     name, client_id, user_email = name.strip(), client_id.strip(), user_email.strip()
     if not name or not client_id or not user_email or not client_secret.get_secret_value():
@@ -100,7 +106,11 @@ def connect(
     encrypted = encrypt_secret(client_secret, settings.secret_key)  # fails before any network call
     source_name = (source_name or settings.export.source_name).strip()
     reader = HarvestClient(
-        settings, Credential(client_id=client_id, client_secret=client_secret), http_client=http_client
+        settings,
+        Credential(client_id=client_id, client_secret=client_secret),
+        http_client=http_client,
+        limiter=limiter,
+        token_cache=token_cache,
     )
     log.info("connect %s: checking credential %s", name, client_id)
     try:
@@ -120,6 +130,7 @@ def connect(
                 wait_s=readback_wait_s,
                 poll_s=readback_poll_s,
                 sleep=sleep,
+                clock=clock,
             )
     finally:
         reader.close()
