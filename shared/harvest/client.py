@@ -156,6 +156,8 @@ class HarvestClient:
         self._sleep = sleep
         self._wall = wall
         self._shared = _Shared()
+        self.per_page = PER_PAGE
+        """Page size asked on the first request of a list (tests lower it to exercise pagination)."""
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -206,7 +208,7 @@ class HarvestClient:
 
     def _observe(self, response: httpx.Response) -> None:
         info = parse_rate_limit(response.headers, self._wall())
-        if info is not None:
+        if info is not None and response.status_code != 429:  # a 429 carries no budget, only a reset
             self._shared.last_rate_limit = info
             self.limiter.observe(self.credential.client_id, info)
 
@@ -252,9 +254,7 @@ class HarvestClient:
             now = self._wall()
             error = error_for_response(response, method, urlsplit(url).path, now=now)
             if isinstance(error, RateLimitedError):  # share the back-off with every worker of the credential
-                self.limiter.observe(
-                    self.credential.client_id, RateLimitInfo(None, 0, now + error.retry_after_s)
-                )
+                self.limiter.observe(self.credential.client_id, RateLimitInfo(None, 0, now + error.retry_after_s))
             if check and error is not None:
                 raise error
             return response
@@ -272,7 +272,7 @@ class HarvestClient:
     def _list(self, path: str, model: type[M], params: dict[str, str] | None = None) -> list[M]:
         """Every item of a list endpoint, following ``Link: rel="next"`` exactly."""
         url: str | None = self._url(path)
-        first: dict[str, str] | None = {**(params or {}), "per_page": str(PER_PAGE)}
+        first: dict[str, str] | None = {**(params or {}), "per_page": str(self.per_page)}
         seen: set[str] = set()
         out: list[M] = []
         for _ in range(MAX_PAGES):
@@ -325,9 +325,7 @@ class HarvestClient:
 
     def apply_tag(self, candidate_id: int, tag_id: int) -> AppliedTag:
         """``POST /v3/applied_candidate_tags``: put an existing tag on a candidate."""
-        return self._create(
-            APPLIED_TAGS, ApplyTag(candidate_id=candidate_id, candidate_tag_id=tag_id), AppliedTag
-        )
+        return self._create(APPLIED_TAGS, ApplyTag(candidate_id=candidate_id, candidate_tag_id=tag_id), AppliedTag)
 
     def create_attachment(self, body: CreateAttachment) -> Attachment:
         """``POST /v3/attachments`` (to an application)."""
@@ -355,9 +353,7 @@ class HarvestClient:
             return [
                 app
                 for jobs in _chunks(job_ids)
-                for app in self._list_by(
-                    APPLICATIONS, Application, "candidate_ids", candidate_ids, job_ids=jobs
-                )
+                for app in self._list_by(APPLICATIONS, Application, "candidate_ids", candidate_ids, job_ids=jobs)
             ]
         if candidate_ids is not None:
             return self._list_by(APPLICATIONS, Application, "candidate_ids", candidate_ids)
@@ -420,9 +416,7 @@ class HarvestClient:
         429, 5xx and transport failures raise. Used to test scopes without side effects.
         """
         method = method.upper()
-        response = self._request(
-            method, self._url(path), body=None if method in ("GET", "HEAD") else {}, check=False
-        )
+        response = self._request(method, self._url(path), body=None if method in ("GET", "HEAD") else {}, check=False)
         status = response.status_code
         if status < 300 or status in PROBE_PASS_STATUSES:
             return status
@@ -430,9 +424,7 @@ class HarvestClient:
         raise (
             error
             if error is not None
-            else UnexpectedResponseError(
-                f"unexpected status {status}", status=status, method=method, path=path
-            )
+            else UnexpectedResponseError(f"unexpected status {status}", status=status, method=method, path=path)
         )
 
     def mint_token(self) -> None:

@@ -337,7 +337,8 @@ def test_429_keeps_last_budget_blocks_shared_gate_and_is_not_retried() -> None:
         state["n"] += 1
         if state["n"] == 1:
             return httpx.Response(200, json=[], headers={"X-RateLimit-Limit": "75", "X-RateLimit-Remaining": "1"})
-        return httpx.Response(429, json={"message": "slow down"}, headers={"Retry-After": "8"})
+        headers = {"Retry-After": "8", "X-RateLimit-Reset": "1009"}
+        return httpx.Response(429, json={"message": "slow down"}, headers=headers)
 
     client, rec, _ = make(harvest, limiter=gate, wall=lambda: 1000.0)
     client.list_tags()
