@@ -95,7 +95,9 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         """Serve in a daemon thread; returns ``self``."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="harvest-sandbox", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, args=(0.05,), name="harvest-sandbox", daemon=True
+            )
             self._thread.start()
         return self
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,8 @@ def test_token_from_form_body_or_query_string(env: Env) -> None:
     ],
 )
 def test_token_refusals(env: Env, auth: tuple[str, str] | None, data: dict, status: int, error: str) -> None:
-    response = env.client.post("/token", auth=auth, data=data)
+    kwargs: dict[str, Any] = {"auth": auth} if auth else {}
+    response = env.client.post("/token", data=data, **kwargs)
     assert response.status_code == status
     assert response.json()["error"] == error
 
