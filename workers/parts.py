@@ -6,8 +6,11 @@ a failure of the export: the person is in Greenhouse, with that part left out an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import date
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from shared.harvest.client import HarvestClient
 from shared.harvest.errors import ValidationError
@@ -73,29 +76,59 @@ class PartsWriter:
         self.run.save(greenhouse_application_id=created.id)
 
     def educations(self, mapped: MappedCandidate) -> None:
-        done: dict[str, int | None] = dict(self.parts.get("educations", {}))
-        for n, plan in enumerate(mapped.educations, start=1):
-            if str(n) in done:
-                continue
-            try:
-                done[str(n)] = self.writer.create_education(plan.request(self.cid)).id
-            except ValidationError as exc:
-                self.run.warn(f"education {n} left out: {exc}")
-                done[str(n)] = None
-            self.parts["educations"] = done
-            self._save()
+        self._create_once(
+            "educations",
+            [plan.request(self.cid) for plan in mapped.educations],
+            self.writer.create_education,
+            lambda: self.reader.list_educations([self.cid]),
+            "education",
+        )
 
     def employments(self, mapped: MappedCandidate) -> None:
-        done: dict[str, int | None] = dict(self.parts.get("employments", {}))
-        for n, plan in enumerate(mapped.employments, start=1):
+        self._create_once(
+            "employments",
+            [plan.request(self.cid) for plan in mapped.employments],
+            self.writer.create_employment,
+            lambda: self.reader.list_employments([self.cid]),
+            "employment",
+        )
+
+    def _create_once(
+        self,
+        key: str,
+        bodies: Sequence[BaseModel],
+        create: Callable[[Any], Any],
+        existing: Callable[[], Sequence[Any]],
+        label: str,
+    ) -> None:
+        """Create each body once: it is marked sent (``<key>_sent``) before it goes out, and a sent body
+        with no id (outcome unknown) is looked up on the candidate before it is sent again."""
+        done: dict[str, int | None] = dict(self.parts.get(key, {}))
+        sent: set[str] = set(self.parts.get(f"{key}_sent", []))
+        found: list[Any] | None = None
+        for n, body in enumerate(bodies, start=1):
             if str(n) in done:
                 continue
+            if str(n) in sent:
+                if found is None:
+                    taken = {v for v in done.values() if v is not None}
+                    found = [r for r in existing() if r.id not in taken]
+                match = next((r for r in found if _same(body, r)), None)
+                if match is not None:
+                    found.remove(match)
+                    done[str(n)] = match.id
+                    self.parts[key] = done
+                    self._save()
+                    continue
+            sent.add(str(n))
+            self.parts[f"{key}_sent"] = sorted(sent)
+            self._save()
             try:
-                done[str(n)] = self.writer.create_employment(plan.request(self.cid)).id
+                done[str(n)] = create(body).id
             except ValidationError as exc:
-                self.run.warn(f"employment {n} left out: {exc}")
+                self.run.warn(f"{label} {n} left out: {exc}")
                 done[str(n)] = None
-            self.parts["employments"] = done
+            self.parts[key] = done
             self._save()
 
     def tags(
@@ -142,3 +175,15 @@ class PartsWriter:
         )
         self.parts["note"] = note.id
         self._save()
+
+
+def _same(body: BaseModel, record: Any) -> bool:
+    """Whether a Greenhouse record carries every field of the create ``body`` (dates by their day)."""
+    for name, value in body.model_dump(exclude={"candidate_id"}).items():
+        got = getattr(record, name, None)
+        if isinstance(value, date):
+            if not isinstance(got, str) or not got.startswith(value.isoformat()):
+                return False
+        elif got != value:
+            return False
+    return True

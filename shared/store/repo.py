@@ -157,8 +157,11 @@ class LeaseLost(Exception):
     """The item is no longer ``sending`` for this owner (lease expired and taken over, or removed)."""
 
 
-def update_item(engine: Engine, item_id: int, owner: str, **values: Any) -> None:
-    """Write progress on an item this worker holds; raises :class:`LeaseLost` otherwise."""
+def update_item(engine: Engine, item_id: int, owner: str, /, **values: Any) -> None:
+    """Write progress on an item this worker holds; raises :class:`LeaseLost` otherwise.
+
+    ``owner`` is positional-only so ``values`` may set the column ``owner`` (finish and release clear it).
+    """
     values["updated_at"] = utcnow()
     stmt = (
         sa.update(Item)

@@ -1,0 +1,467 @@
+"""Behaviour of the plain export flow ``export_item`` without Celery: sandbox (MockTransport) + SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from shared.connections import disconnect
+from shared.sandbox import seed as s
+from shared.store import repo
+from shared.store.models import Connection, DuplicatePolicy, ItemStatus, TargetKind, utcnow
+from tests.unit.export_fixtures import Env, make_env, profile
+from workers.outcome import Finished, NotClaimed, RetryLater
+
+EXPORTED = Finished(ItemStatus.EXPORTED)
+FAILED = Finished(ItemStatus.FAILED)
+
+
+@pytest.fixture
+def new_env(sqlite_url: str) -> Iterator[Callable[..., Env]]:
+    made: list[Env] = []
+
+    def factory(**kw: Any) -> Env:
+        env = make_env(sqlite_url, **kw)
+        made.append(env)
+        return env
+
+    yield factory
+    for env in made:
+        env.res.close()
+
+
+@pytest.fixture
+def env(new_env: Callable[..., Env]) -> Env:
+    return new_env()
+
+
+def only(env: Env) -> dict[str, Any]:
+    cands = env.candidates()
+    assert len(cands) == 1, f"expected exactly one new record, got {[c['id'] for c in cands]}"
+    return cands[0]
+
+
+# --- 1, 2: the happy paths --------------------------------------------------------------------------
+
+
+def test_job_export_creates_one_complete_record(env: Env) -> None:
+    created = env.batch([profile()])
+    (item_id,) = created.to_enqueue
+
+    assert env.export(item_id) == EXPORTED
+
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.status == ItemStatus.EXPORTED
+    cand = only(env)
+    assert item.greenhouse_candidate_id == cand["id"]
+    assert cand["first_name"] == "Ada" and cand["last_name"] == "Lovelace"
+    assert [e["value"] for e in cand["email_addresses"]] == ["ada.p-1@example.com"]
+    assert [p["value"] for p in cand["phone_numbers"]] == ["+1 555 0100"]
+    assert [a["value"] for a in cand["addresses"]] == ["London, UK"]
+    assert [w["value"] for w in cand["website_addresses"]] == ["https://ada.dev"]
+    assert [m["value"] for m in cand["social_media_addresses"]] == ["https://linkedin.com/in/ada"]
+    assert cand["company"] == "Analytical Engines" and cand["title"] == "Principal Engineer"
+
+    (app,) = cand["applications"]
+    assert item.greenhouse_application_id == app["id"]
+    assert app["job_id"] == s.OPEN_JOB_ID and app["prospect"] is False
+    assert app["source_id"] == s.SOURCE_ID
+    assert app["referrer_id"] == s.RECRUITER_USER_ID
+
+    (edu,) = cand["educations"]
+    assert edu["school_name_custom_field_option_id"] == s.SCHOOL_OPTIONS["Siena College"]
+    assert edu["degree_custom_field_option_id"] == s.DEGREE_OPTIONS["Bachelor's Degree"]
+    assert edu["discipline_custom_field_option_id"] == s.DISCIPLINE_OPTIONS["Computer Science"]
+    (emp,) = cand["employments"]
+    assert emp["company_name"] == "Babbage & Co" and emp["title"] == "Engineer"
+
+    assert sorted(cand["tags"]) == ["Backend", "Rust Fans"]
+    tags = env.sandbox.state_snapshot()["candidate_tags"]
+    assert [t["name"] for t in tags].count("Rust Fans") == 1
+    assert s.BACKEND_TAG_ID in {t["candidate_tag_id"] for t in cand["applied_tags"]}
+
+    (note,) = cand["notes"]
+    assert "Builds calculating machines." in note["body"] and "Skills: Python, Go" in note["body"]
+    assert item.parts["note"] == note["id"]
+
+
+def test_new_tag_is_created_once_across_profiles(env: Env) -> None:
+    created = env.batch([profile("p-1"), profile("p-2")])
+    for item_id in created.to_enqueue:
+        assert env.export(item_id) == EXPORTED
+
+    tags = env.sandbox.state_snapshot()["candidate_tags"]
+    assert [t["name"] for t in tags].count("Rust Fans") == 1
+    assert all(sorted(c["tags"]) == ["Backend", "Rust Fans"] for c in env.candidates())
+
+
+def test_prospect_export_with_pool_and_stage(env: Env) -> None:
+    created = env.batch([profile()], kind=TargetKind.PROSPECT, job_id=None, pool_id=s.POOL_ID, stage_id=s.STAGE_2_ID)
+    (item_id,) = created.to_enqueue
+
+    assert env.export(item_id) == EXPORTED
+
+    (app,) = only(env)["applications"]
+    assert app["prospect"] is True
+    assert app["prospect_pool_id"] == s.POOL_ID and app["prospect_pool_stage_id"] == s.STAGE_2_ID
+    assert app["prospect_owner_id"] == s.RECRUITER_USER_ID
+    assert repo.get_item(env.engine, item_id).greenhouse_application_id == app["id"]  # type: ignore[union-attr]
+
+
+# --- 3: redelivery ----------------------------------------------------------------------------------
+
+
+def test_redelivery_of_an_exported_item_does_nothing(env: Env) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+    assert env.export(item_id) == EXPORTED
+    before_stats, before = env.sandbox.stats()["total_requests"], env.candidates()
+
+    outcome = env.export(item_id)
+
+    assert isinstance(outcome, NotClaimed)
+    assert env.sandbox.stats()["total_requests"] == before_stats
+    assert env.candidates() == before
+    assert repo.get_item(env.engine, item_id).attempts == 1  # type: ignore[union-attr]
+
+
+# --- 4: unknown create outcomes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["error_after", "drop_after"])
+def test_create_landed_but_answer_lost_is_adopted_not_repeated(env: Env, kind: str) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault(kind, method="POST", path="/v3/candidates")
+
+    first = env.export(item_id)
+
+    assert isinstance(first, RetryLater)
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.status == ItemStatus.QUEUED and item.create_sent_at is not None
+    landed = only(env)
+
+    assert env.export(item_id) == EXPORTED
+
+    cand = only(env)
+    assert cand["id"] == landed["id"]
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.greenhouse_candidate_id == landed["id"]
+    (app,) = cand["applications"]  # the application came with the create; not added twice
+    assert item.greenhouse_application_id == app["id"]
+    assert len(cand["notes"]) == 1 and len(cand["educations"]) == 1
+
+
+def test_unknown_outcome_waits_for_visibility_then_adopts(new_env: Callable[..., Env]) -> None:
+    env = new_env(sandbox_config={"visibility_delay_s": 60.0})
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault("error_after", method="POST", path="/v3/candidates")
+
+    assert isinstance(env.export(item_id), RetryLater)
+    attempts = repo.get_item(env.engine, item_id).attempts  # type: ignore[union-attr]
+    creates = env.sandbox.stats()["requests"]["POST /v3/candidates"]
+
+    env.clock.advance(10)
+    waiting = env.export(item_id)
+
+    assert isinstance(waiting, RetryLater)
+    assert waiting.countdown_s == env.settings.export.reconcile_interval_s
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.status == ItemStatus.QUEUED and item.error_cause == "waiting"
+    assert item.attempts == attempts  # waiting is refunded
+    assert env.sandbox.stats()["requests"]["POST /v3/candidates"] == creates  # no second create
+
+    env.clock.advance(60)
+    assert env.export(item_id) == EXPORTED
+    landed = only(env)
+    assert repo.get_item(env.engine, item_id).greenhouse_candidate_id == landed["id"]  # type: ignore[union-attr]
+
+
+def test_create_refused_before_applying_is_created_once_after_the_window(env: Env) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault("error_before", method="POST", path="/v3/candidates")
+
+    assert isinstance(env.export(item_id), RetryLater)
+    assert env.candidates() == []
+    # a 500 cannot tell "before" from "after": the worker looks up until the sync window passed
+    assert isinstance(env.export(item_id), RetryLater)
+    assert env.candidates() == []
+
+    env.clock.advance(env.settings.export.reconcile_window_s + 1)
+    assert env.export(item_id) == EXPORTED
+
+    cand = only(env)
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.greenhouse_candidate_id == cand["id"]
+    assert any("created again" in w for w in item.warnings)
+
+
+# --- 5: rate limit ----------------------------------------------------------------------------------
+
+
+def test_rate_limited_export_retries_after_the_announced_wait_without_counting(env: Env) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.clock.advance(env.sandbox.config.window_s + 1)  # the connect checks' requests leave the window
+    env.sandbox.config.rate_limit = 1
+
+    outcome = env.export(item_id)
+
+    assert isinstance(outcome, RetryLater)
+    window = env.sandbox.config.window_s
+    assert window - 1 <= outcome.countdown_s <= window + 1  # Retry-After + jitter(0, 1)
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.status == ItemStatus.QUEUED
+    assert item.attempts == 0 and item.error_cause == "rate_limited"
+    assert env.candidates() == []
+
+
+# --- 6: permanent errors ----------------------------------------------------------------------------
+
+
+def test_create_rejected_by_greenhouse_fails_with_the_field_and_releases_the_person(env: Env) -> None:
+    (item_id,) = env.batch([profile()], job_id=s.CLOSED_JOB_ID).to_enqueue
+
+    assert env.export(item_id) == FAILED
+
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.status == ItemStatus.FAILED
+    assert item.error_cause == "invalid"
+    assert "job_id" in (item.error or "")
+    assert item.create_sent_at is None
+    assert env.candidates() == []
+    person = repo.claim_person(env.engine, env.conn.id, "p-1", 999_999)  # type: ignore[arg-type]
+    assert person.owner_item_id is None and person.greenhouse_candidate_id is None  # released
+
+    # released: a later batch of the same profile may create the record
+    (again,) = env.batch([profile()]).to_enqueue
+    assert env.export(again) == EXPORTED
+    only(env)
+
+
+# --- 7: a person already in Greenhouse --------------------------------------------------------------
+
+
+def test_existing_email_links_an_application_to_the_existing_record(env: Env) -> None:
+    (item_id,) = env.batch([profile(emails=[s.EXISTING_EMAIL.upper()])], job_id=s.OPEN_JOB_2_ID).to_enqueue
+
+    assert env.export(item_id) == EXPORTED
+
+    assert env.candidates() == []
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.linked_existing is True
+    assert item.greenhouse_candidate_id == s.EXISTING_CANDIDATE_ID
+    assert any(str(s.EXISTING_CANDIDATE_ID) in w for w in item.warnings)
+    apps = env.candidate(s.EXISTING_CANDIDATE_ID)["applications"]
+    new = [a for a in apps if a["job_id"] == s.OPEN_JOB_2_ID]
+    assert len(new) == 1 and item.greenhouse_application_id == new[0]["id"]
+
+
+def test_existing_email_with_an_application_on_the_job_is_not_applied_twice(env: Env) -> None:
+    (item_id,) = env.batch([profile(emails=[s.EXISTING_EMAIL])], job_id=s.OPEN_JOB_ID).to_enqueue
+
+    assert env.export(item_id) == EXPORTED
+
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.greenhouse_application_id == s.EXISTING_APPLICATION_ID
+    apps = env.candidate(s.EXISTING_CANDIDATE_ID)["applications"]
+    assert [a["id"] for a in apps] == [s.EXISTING_APPLICATION_ID]
+
+
+def test_existing_email_with_skip_policy_ends_skipped(env: Env) -> None:
+    with Session(env.engine) as session:
+        row = session.get(Connection, env.conn.id)
+        assert row is not None
+        row.duplicate_policy = DuplicatePolicy.SKIP
+        session.add(row)
+        session.commit()
+    (item_id,) = env.batch([profile(emails=[s.EXISTING_EMAIL])], job_id=s.OPEN_JOB_2_ID).to_enqueue
+    writes = env.writes()
+
+    assert env.export(item_id) == Finished(ItemStatus.SKIPPED)
+
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.status == ItemStatus.SKIPPED
+    assert item.error_cause == "duplicate_in_greenhouse"
+    assert env.writes() == writes
+    assert len(env.candidate(s.EXISTING_CANDIDATE_ID)["applications"]) == 1
+
+
+# --- 8: exporting the same profiles again -----------------------------------------------------------
+
+
+def test_profiles_already_exported_are_skipped_unless_include_exported(env: Env) -> None:
+    profiles = [profile("p-1"), profile("p-2")]
+    for item_id in env.batch(profiles).to_enqueue:
+        assert env.export(item_id) == EXPORTED
+    first = {c["id"] for c in env.candidates()}
+
+    again = env.batch(profiles)
+    assert again.to_enqueue == [] and again.skipped == 2
+    items = repo.batch_items(env.engine, again.batch_id)
+    assert {i.status for i in items} == {ItemStatus.SKIPPED}
+    assert {i.greenhouse_candidate_id for i in items} == first
+
+    more = env.batch(profiles, job_id=s.OPEN_JOB_2_ID, include_exported=True)
+    assert len(more.to_enqueue) == 2
+    for item_id in more.to_enqueue:
+        assert env.export(item_id) == EXPORTED
+
+    cands = env.candidates()
+    assert {c["id"] for c in cands} == first  # still one record per profile
+    for cand in cands:
+        assert sorted(a["job_id"] for a in cand["applications"]) == [s.OPEN_JOB_ID, s.OPEN_JOB_2_ID]
+    for item in repo.batch_items(env.engine, more.batch_id):
+        assert item.linked_existing is True and item.greenhouse_candidate_id in first
+
+
+# --- 9: two batches racing on one profile -----------------------------------------------------------
+
+
+def test_second_item_waits_for_the_holder_then_links_to_its_record(env: Env) -> None:
+    (a,) = env.batch([profile()]).to_enqueue
+    (b,) = env.batch([profile()], job_id=s.OPEN_JOB_2_ID).to_enqueue
+    # A is claimed and holds the create right (it is mid-flight)
+    assert repo.claim_item(env.engine, a, "other-worker", 300) is not None
+    repo.claim_person(env.engine, env.conn.id, "p-1", a)  # type: ignore[arg-type]
+
+    waiting = env.export(b)
+
+    assert isinstance(waiting, RetryLater) and "another export of this profile" in waiting.reason
+    item_b = repo.get_item(env.engine, b)
+    assert item_b is not None and item_b.attempts == 0 and item_b.status == ItemStatus.QUEUED
+    assert env.candidates() == []
+
+    # A's worker dies; its lease runs out and A is exported on redelivery
+    with env.engine.begin() as c:
+        from shared.store.models import Item
+
+        c.execute(Item.__table__.update().where(Item.__table__.c.id == a).values(lease_until=utcnow()))  # type: ignore[attr-defined]
+    assert env.export(a) == EXPORTED
+    assert env.export(b) == EXPORTED
+
+    cand = only(env)
+    item_b = repo.get_item(env.engine, b)
+    assert item_b is not None and item_b.greenhouse_candidate_id == cand["id"] and item_b.linked_existing
+    assert sorted(x["job_id"] for x in cand["applications"]) == [s.OPEN_JOB_ID, s.OPEN_JOB_2_ID]
+
+
+def test_item_taking_over_from_a_holder_that_gave_up_mid_create_adopts_its_record(
+    new_env: Callable[..., Env],
+) -> None:
+    env = new_env(max_attempts=1)
+    (a,) = env.batch([profile()]).to_enqueue
+    (b,) = env.batch([profile()], job_id=s.OPEN_JOB_2_ID).to_enqueue
+    env.sandbox.inject_fault("error_after", method="POST", path="/v3/candidates")
+
+    assert env.export(a) == FAILED  # the create landed, the answer was a 500, and A gave up
+    landed = only(env)
+
+    assert env.export(b) == EXPORTED
+
+    cand = only(env)
+    assert cand["id"] == landed["id"]
+    item_b = repo.get_item(env.engine, b)
+    assert item_b is not None and item_b.greenhouse_candidate_id == landed["id"]
+    assert sorted(x["job_id"] for x in cand["applications"]) == [s.OPEN_JOB_ID, s.OPEN_JOB_2_ID]
+
+
+@pytest.mark.parametrize("kind", ["error_after", "drop_after"])
+def test_application_added_to_a_linked_record_is_not_repeated_after_a_lost_answer(env: Env, kind: str) -> None:
+    (item_id,) = env.batch([profile(emails=[s.EXISTING_EMAIL])], job_id=s.OPEN_JOB_2_ID).to_enqueue
+    env.sandbox.inject_fault(kind, method="POST", path="/v3/applications")
+
+    assert isinstance(env.export(item_id), RetryLater)
+    assert env.export(item_id) == EXPORTED
+
+    apps = env.candidate(s.EXISTING_CANDIDATE_ID)["applications"]
+    new = [x for x in apps if x["job_id"] == s.OPEN_JOB_2_ID]
+    assert len(new) == 1
+    assert repo.get_item(env.engine, item_id).greenhouse_application_id == new[0]["id"]  # type: ignore[union-attr]
+
+
+PARTS = [
+    ("/v3/candidate_educations", "educations", 1),
+    ("/v3/candidate_employments", "employments", 1),
+    ("/v3/applied_candidate_tags", "applied_tags", 2),
+    ("/v3/notes", "notes", 1),
+]
+
+
+@pytest.mark.parametrize("kind", ["error_after", "drop_after"])
+@pytest.mark.parametrize(("path", "key", "expected"), PARTS)
+def test_part_whose_write_landed_but_failed_is_not_sent_twice(
+    env: Env, kind: str, path: str, key: str, expected: int
+) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault(kind, method="POST", path=path)
+
+    assert isinstance(env.export(item_id), RetryLater)
+    assert env.export(item_id) == EXPORTED
+
+    cand = only(env)
+    assert len(cand[key]) == expected
+    assert len(cand["applications"]) == 1 and len(cand["notes"]) == 1
+    assert len(cand["educations"]) == 1 and len(cand["employments"]) == 1
+
+
+@pytest.mark.parametrize(("path", "key", "expected"), PARTS[:3])
+def test_part_refused_before_applying_is_sent_again(env: Env, path: str, key: str, expected: int) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault("error_before", method="POST", path=path)
+
+    assert isinstance(env.export(item_id), RetryLater)
+    assert env.export(item_id) == EXPORTED
+
+    assert len(only(env)[key]) == expected
+
+
+# --- 10: connection removed -------------------------------------------------------------------------
+
+
+def test_disconnect_fails_queued_items_and_export_does_nothing(env: Env) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+
+    assert disconnect(env.engine, "acme") == 1
+
+    assert isinstance(env.export(item_id), NotClaimed)
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.status == ItemStatus.FAILED and item.error == "connection removed"
+    assert env.candidates() == []
+
+
+def test_connection_removed_after_claim_fails_the_item(env: Env) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+    with Session(env.engine) as session:  # removed without failing items: the race with disconnect
+        row = session.get(Connection, env.conn.id)
+        assert row is not None
+        row.removed_at = utcnow()
+        session.add(row)
+        session.commit()
+
+    assert env.export(item_id) == FAILED
+
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.error == "connection removed" and item.error_cause == "connection_removed"
+    assert env.candidates() == []
+
+
+# --- 11: giving up ----------------------------------------------------------------------------------
+
+
+def test_gives_up_after_max_attempts(new_env: Callable[..., Env]) -> None:
+    env = new_env(max_attempts=2)
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault("error_before", method="POST", path="/v3/candidates", count=10)
+
+    assert isinstance(env.export(item_id), RetryLater)
+    env.clock.advance(env.settings.export.reconcile_window_s + 1)  # nothing found: create again
+    outcome = env.export(item_id)
+
+    assert outcome == FAILED
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.status == ItemStatus.FAILED
+    assert (item.error or "").startswith("gave up after 2 attempts")
+    assert item.error_cause == "server_error"
+    assert env.candidates() == []
+    assert isinstance(env.export(item_id), NotClaimed)
