@@ -39,10 +39,12 @@ class PoolWithStages(BaseModel):
 
     @property
     def id(self) -> int:
+        """The pool's id."""
         return self.pool.id
 
     @property
     def name(self) -> str:
+        """The pool's name."""
         return self.pool.name
 
     def stage(self, stage_id: int) -> ProspectPoolStage | None:
@@ -104,14 +106,23 @@ class Lookups:
             value = fetch()
             self._local[name] = (self._clock() + self.ttl_s, adapter.dump_python(value, mode="json"))
             return value
-        raw = self.cache.get(self._key(name))
+        import redis as redis_lib
+
+        try:
+            raw = self.cache.get(self._key(name))
+        except redis_lib.RedisError as exc:  # a cache outage must not stop exports: read Greenhouse
+            log.warning("lookup cache unavailable (%s); reading %s from Greenhouse", type(exc).__name__, name)
+            return fetch()
         if raw is not None:
             try:
                 return adapter.validate_json(raw)
             except ValueError:
                 log.warning("discarding unreadable cached lookup %s", self._key(name))
         value = fetch()
-        self.cache.set(self._key(name), adapter.dump_json(value), px=max(1, int(self.ttl_s * 1000)))
+        try:
+            self.cache.set(self._key(name), adapter.dump_json(value), px=max(1, int(self.ttl_s * 1000)))
+        except redis_lib.RedisError as exc:
+            log.warning("could not cache lookup %s (%s)", name, type(exc).__name__)
         return value
 
     def open_jobs(self) -> list[Job]:

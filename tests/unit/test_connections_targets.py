@@ -186,3 +186,16 @@ def test_zero_ttl_reads_every_time(reader) -> None:
     lk.tags()
     lk.tags()
     assert reader.calls["list_tags"] == 2
+
+
+def test_a_redis_outage_falls_back_to_reading_greenhouse(reader) -> None:
+    import redis
+
+    class Down:
+        def get(self, key: str) -> None:
+            raise redis.ConnectionError("down")
+
+        def set(self, *a: Any, **kw: Any) -> None:
+            raise redis.ConnectionError("down")
+
+    assert [j.id for j in lookups(reader, Down()).open_jobs()] == [OPEN_JOB_ID, OPEN_JOB_2_ID]
