@@ -268,13 +268,17 @@ def test_existing_email_with_an_application_on_the_job_is_not_applied_twice(env:
     assert [a["id"] for a in apps] == [s.EXISTING_APPLICATION_ID]
 
 
-def test_existing_email_with_skip_policy_ends_skipped(env: Env) -> None:
+def set_policy(env: Env, policy: str) -> None:
     with Session(env.engine) as session:
         row = session.get(Connection, env.conn.id)
         assert row is not None
-        row.duplicate_policy = DuplicatePolicy.SKIP
+        row.duplicate_policy = policy
         session.add(row)
         session.commit()
+
+
+def test_existing_email_with_skip_policy_ends_skipped(env: Env) -> None:
+    set_policy(env, DuplicatePolicy.SKIP)
     (item_id,) = env.batch([profile(emails=[s.EXISTING_EMAIL])], job_id=s.OPEN_JOB_2_ID).to_enqueue
     writes = env.writes()
 
@@ -285,6 +289,48 @@ def test_existing_email_with_skip_policy_ends_skipped(env: Env) -> None:
     assert item.error_cause == "duplicate_in_greenhouse"
     assert env.writes() == writes
     assert len(env.candidate(s.EXISTING_CANDIDATE_ID)["applications"]) == 1
+
+
+def test_existing_email_with_create_policy_makes_a_new_record(env: Env) -> None:
+    set_policy(env, DuplicatePolicy.CREATE)
+    (item_id,) = env.batch([profile(emails=[s.EXISTING_EMAIL])]).to_enqueue
+
+    assert env.export(item_id) == EXPORTED
+
+    cand = only(env)
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.greenhouse_candidate_id == cand["id"] and not item.linked_existing
+
+
+# --- unknown outcome without an email -----------------------------------------------------------------
+
+
+def test_lost_create_of_a_profile_without_email_fails_for_a_human_to_check(env: Env) -> None:
+    (item_id,) = env.batch([profile(emails=[])]).to_enqueue
+    env.sandbox.inject_fault("drop_after", method="POST", path="/v3/candidates")
+
+    assert isinstance(env.export(item_id), RetryLater)
+    assert env.export(item_id) == FAILED
+
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.error_cause == "outcome_unknown"
+    assert "check Greenhouse" in (item.error or "")
+    assert len(env.candidates()) == 1  # the one that landed; never a second
+
+
+def test_lost_create_with_a_dummy_email_is_adopted_by_that_email(env: Env) -> None:
+    (item_id,) = env.batch([profile(emails=[])], dummy_emails=True).to_enqueue
+    env.sandbox.inject_fault("drop_after", method="POST", path="/v3/candidates")
+
+    assert isinstance(env.export(item_id), RetryLater)
+    assert env.export(item_id) == EXPORTED
+
+    cand = only(env)
+    (email,) = cand["email_addresses"]
+    assert email["value"].endswith("@seekout.example.com")
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.greenhouse_candidate_id == cand["id"]
+    assert "no email; dummy address used" in item.warnings
 
 
 # --- 8: exporting the same profiles again -----------------------------------------------------------
