@@ -86,6 +86,10 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    import logging
+
+    # httpx logs request URLs at INFO; email lookups put addresses in them: keep them out of logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     _register_commands()
     try:
         app()

@@ -61,9 +61,7 @@ class ExportSettings(BaseModel):
 class Settings(BaseSettings):
     """Every setting of greenhouse-export. Environment variables use the ``GHX_`` prefix."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="GHX_", env_nested_delimiter="__", env_file=".env", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="GHX_", env_nested_delimiter="__", env_file=".env", extra="ignore")
 
     broker_url: str = EMBEDDED
     redis_url: str | None = None

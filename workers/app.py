@@ -30,6 +30,9 @@ app.conf.beat_schedule = {
 app.conf.include = ["workers.tasks"]
 
 log = logging.getLogger("ghexport.worker")
+# httpx logs every request URL at INFO; lookup URLs carry candidates' emails, which never reach a log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 @signals.worker_process_init.connect

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -21,7 +21,7 @@ from shared.store.models import TargetKind
 if TYPE_CHECKING:
     from workers.export import _Run
 
-NOTE_VISIBILITY = "public"
+NOTE_VISIBILITY: Literal["public"] = "public"
 """Sourcing notes (summary, skills) are for the hiring team, not private to the exporting user."""
 
 

@@ -23,6 +23,7 @@ _HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else every keep-alive response waits ~40 ms for a delayed ACK
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -94,7 +94,7 @@ def create_batch(engine: Engine, batch: Batch, items: Sequence[NewItem]) -> Batc
         result = BatchCreated(batch_id=batch.id, skipped=len(known))
         for part in chunks(rows_out):
             ids_out = session.execute(
-                sa.insert(Item).returning(Item.id, Item.status),  # type: ignore[arg-type]
+                sa.insert(Item).returning(col(Item.id), col(Item.status)),
                 list(part),
             ).all()
             result.to_enqueue.extend(int(i) for i, status in ids_out if status == ItemStatus.QUEUED)
