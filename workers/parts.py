@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from shared.harvest.client import HarvestClient
-from shared.harvest.errors import ValidationError
+from shared.harvest.errors import HarvestError, ValidationError
 from shared.harvest.models import CreateApplication, CreateNote, JobApplication, ProspectApplication
 from shared.mapping import MappedCandidate, normalise_name
 from shared.store.models import TargetKind
@@ -164,15 +164,23 @@ class PartsWriter:
             return
         self.parts["note"] = None  # sent: a note is permanent, never send it twice
         self._save()
-        note = self.writer.create_note(
-            CreateNote(
-                candidate_id=self.cid,
-                application_id=self.run.item.greenhouse_application_id,
-                user_id=self.user_id,
-                body=mapped.note,
-                visibility=NOTE_VISIBILITY,
+        try:
+            note = self.writer.create_note(
+                CreateNote(
+                    candidate_id=self.cid,
+                    application_id=self.run.item.greenhouse_application_id,
+                    user_id=self.user_id,
+                    body=mapped.note,
+                    visibility=NOTE_VISIBILITY,
+                )
             )
-        )
+        except HarvestError as exc:
+            if exc.outcome_unknown:
+                self.run.warn("the profile note may not have reached Greenhouse (no answer); not sent twice")
+            else:  # refused before any work (throttled, 429, 4xx): nothing was written, send it next time
+                del self.parts["note"]
+                self._save()
+            raise
         self.parts["note"] = note.id
         self._save()
 

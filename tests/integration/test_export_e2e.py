@@ -1,0 +1,173 @@
+"""End to end: real Celery workers in separate processes on the real Redis, the real PostgreSQL store,
+the Harvest sandbox over HTTP. 200 profiles, half prospects into a pool stage, half to an open job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from pydantic import SecretStr
+
+from producer import api
+from producer.demo import sample_profiles, settings_env, worker_command
+from shared import connections
+from shared.crypto import generate_key
+from shared.resources import Resources
+from shared.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
+from shared.settings import Settings
+from shared.store import repo
+
+pytestmark = pytest.mark.integration
+
+N = 200
+RATE_LIMIT = 600
+WINDOW_S = 10.0
+BROKER_DB = 9
+
+
+@pytest.fixture
+def system(redis_url: str, postgres_schema_url: str) -> Iterator[tuple[Resources, Sandbox]]:
+    broker = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    sandbox = Sandbox(SandboxConfig(rate_limit=RATE_LIMIT, window_s=WINDOW_S))
+    with SandboxServer(sandbox) as server:
+        settings = Settings(
+            broker_url=broker,
+            redis_url=broker,
+            database_url=postgres_schema_url,
+            harvest_url=server.harvest_url,
+            harvest_token_url=server.token_url,
+            secret_key=SecretStr(generate_key()),
+            limiter={"requests": RATE_LIMIT, "window_s": WINDOW_S},  # type: ignore[arg-type]
+        )
+        res = Resources(settings)
+        _ = res.engine  # migrate once, before the workers start
+        env = {**os.environ, **settings_env(settings)}
+        workers = [
+            subprocess.Popen(worker_command(2), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            for _ in range(2)
+        ]
+        try:
+            yield res, sandbox
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                try:
+                    w.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+            res.close()
+            redis.Redis.from_url(broker).flushdb()
+
+
+def wait_done(res: Resources, batch_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        doc = api.batch_status(res, batch_id)
+        if doc["done"]:
+            return doc
+        assert time.monotonic() < deadline, f"batch did not finish: {doc['counts']}"
+        time.sleep(0.5)
+
+
+def by_email(snapshot: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for cand in snapshot["candidates"]:
+        for e in cand["email_addresses"]:
+            out.setdefault(e["value"].lower(), []).append(cand)
+    return out
+
+
+def test_export_200_profiles_through_real_workers(system: tuple[Resources, Sandbox]) -> None:
+    res, sandbox = system
+    connections.connect(
+        res.settings, res.engine, name="e2e", client_id=seed.CLIENT_ID,
+        client_secret=SecretStr(seed.CLIENT_SECRET), user_email=seed.RECRUITER_EMAIL,
+        enable_pools=True, http_client=res.http,
+    )  # fmt: skip
+    profiles = sample_profiles(N, existing_email=seed.EXISTING_EMAIL, prefix="e2e")
+    half = N // 2
+    targets = [api.ExportTarget.prospect(seed.POOL_ID, seed.STAGE_ID), api.ExportTarget.job(seed.OPEN_JOB_ID)]
+    parts = [profiles[:half], profiles[half:]]
+    batches = [
+        api.export_profiles(res, connection_name="e2e", profiles=p, target=t)
+        for p, t in zip(parts, targets, strict=True)
+    ]
+    assert [b.enqueued for b in batches] == [half, N - half]
+    docs = [wait_done(res, b.batch_id) for b in batches]
+
+    # the store: every item exported with its Greenhouse ids
+    for doc in docs:
+        assert doc["counts"] == {"exported": doc["total"]}
+        for it in doc["items"]:
+            assert it["greenhouse_candidate_id"] and it["greenhouse_application_id"], it
+
+    # Greenhouse: each profile exactly once, with every mapped field
+    snap = sandbox.state_snapshot()
+    people = by_email(snap)
+    tag_names = {t["id"]: t["name"] for t in snap["candidate_tags"]}
+    assert len(snap["candidates"]) == N  # 199 new records + the seeded person the third profile matched
+    for i, prof in enumerate(profiles):
+        matches = people[prof.emails[0].lower()]
+        assert len(matches) == 1, f"{prof.id}: {len(matches)} records"
+        cand = matches[0]
+        apps = cand["applications"]
+        if i == 2:  # the person already in Greenhouse: an application on that record, no new one
+            assert cand["id"] == seed.EXISTING_CANDIDATE_ID
+            assert any(a["prospect"] and a["prospect_pool_id"] == seed.POOL_ID for a in apps)
+            continue
+        assert (cand["first_name"], cand["last_name"]) == (prof.first_name, prof.last_name)
+        assert (cand["company"], cand["title"]) == (prof.company, prof.title)
+        assert [p["value"] for p in cand["phone_numbers"]] == prof.phones
+        assert [a["value"] for a in cand["addresses"]] == [prof.location]
+        assert [w["value"] for w in cand["website_addresses"]] == prof.urls
+        assert [s["value"] for s in cand["social_media_addresses"]] == prof.social_media
+        assert len(cand["employments"]) == 1 and cand["employments"][0]["company_name"] == prof.company
+        assert len(cand["notes"]) == 1 and "Skills:" in cand["notes"][0]["body"], (prof.id, cand["notes"])
+        assert {tag_names[t["candidate_tag_id"]] for t in cand["applied_tags"]} == set(prof.tags)
+        school_known = prof.educations[0].school in seed.SCHOOL_OPTIONS
+        assert len(cand["educations"]) == 1
+        edu = cand["educations"][0]
+        assert (edu["school_name_custom_field_option_id"] is not None) == school_known
+        assert len(apps) == 1
+        app = apps[0]
+        assert app["source_id"] == seed.SOURCE_ID
+        if i < half:
+            assert app["prospect"] and app["prospect_pool_id"] == seed.POOL_ID
+            assert app["prospect_pool_stage_id"] == seed.STAGE_ID
+        else:
+            assert not app["prospect"] and app["job_id"] == seed.OPEN_JOB_ID
+
+    # the same export again: everything skipped, nothing enqueued
+    again = [
+        api.export_profiles(res, connection_name="e2e", profiles=p, target=t)
+        for p, t in zip(parts, targets, strict=True)
+    ]
+    assert [(b.enqueued, b.skipped) for b in again] == [(0, half), (0, N - half)]
+
+    # with --include-exported to another job: a new application on each existing record
+    more = api.export_profiles(
+        res, connection_name="e2e", profiles=profiles, target=api.ExportTarget.job(seed.OPEN_JOB_2_ID),
+        include_exported=True,
+    )  # fmt: skip
+    assert more.enqueued == N
+    doc = wait_done(res, more.batch_id)
+    assert doc["counts"] == {"exported": N}
+    snap = sandbox.state_snapshot()
+    assert len(snap["candidates"]) == N
+    people = by_email(snap)
+    for prof in profiles:
+        (cand,) = people[prof.emails[0].lower()]
+        assert sum(a["job_id"] == seed.OPEN_JOB_2_ID for a in cand["applications"]) == 1, prof.id
+
+    # the shared limiter kept every worker process under Harvest's limit
+    stats = sandbox.stats()
+    assert stats["rate_limited"] == 0, stats["rate_limited"]
+    assert max(stats["max_in_window"].values()) <= RATE_LIMIT
+    assert repo.lost_items(res.engine, 0) == []
