@@ -1,0 +1,110 @@
+"""The producer API: bad lines reported while good ones are exported; targets checked before recording;
+one message per item, ids only; operator retry of failed items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from producer import api
+from shared.errors import TargetNotAllowed
+from shared.profiles import read_profiles_file
+from shared.publishing import celery_for
+from shared.sandbox import seed as s
+from shared.store import repo
+from tests.unit.export_fixtures import Env, make_env, profile
+
+MIXED = Path(__file__).parents[1] / "data" / "profiles_mixed.jsonl"
+
+
+@pytest.fixture
+def env(sqlite_url: str) -> Env:
+    return make_env(sqlite_url)
+
+
+def drain(env: Env) -> list[dict[str, object]]:
+    """Every message waiting on the in-memory broker's export queue (and remove them)."""
+    app = celery_for(env.res)
+    out = []
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue("ghexport.export")
+        while True:
+            try:
+                msg = queue.get(block=False)
+            except queue.Empty:
+                break
+            out.append(msg.payload)
+            msg.ack()
+        queue.close()
+    return out
+
+
+def test_bad_lines_are_reported_and_good_lines_exported(env: Env) -> None:
+    read = read_profiles_file(MIXED)
+    result = api.export_profiles(
+        env.res, connection_name="acme", profiles=read.profiles, rejected=read.errors,
+        target=api.ExportTarget.job(s.OPEN_JOB_ID),
+    )  # fmt: skip
+    good_ids = [p.id for p in read.profiles]
+    assert result.enqueued == len(good_ids) and result.skipped == 0
+    assert {(e.line, e.field) for e in result.rejected} == {(e.line, e.field) for e in read.errors}
+    assert read.errors, "the mixed file has bad lines"
+    doc = api.batch_status(env.res, result.batch_id)
+    assert doc["rejected"] == [e.as_dict() for e in read.errors]
+    assert [it["candidate_id"] for it in doc["items"]] == good_ids
+
+    messages = drain(env)
+    assert len(messages) == len(good_ids)
+    for body in messages:
+        args = body[0] if isinstance(body, list | tuple) else body["args"]  # type: ignore[index]
+        assert args == [{"v": 1, "item_id": args[0]["item_id"]}], "messages carry the item id only"
+    for it in repo.batch_items(env.engine, result.batch_id):
+        assert it.enqueued_at is not None
+        env.export(int(it.id))  # type: ignore[arg-type]
+    assert api.batch_status(env.res, result.batch_id)["counts"] == {"exported": len(good_ids)}
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (lambda: api.ExportTarget.job(s.CLOSED_JOB_ID), "is not open"),
+        (lambda: api.ExportTarget.prospect(s.POOL_ID, s.POOL_2_STAGE_ID), "stage"),
+        (lambda: api.ExportTarget.prospect(None, s.STAGE_ID), "--stage needs --pool"),
+    ],
+)
+def test_targets_are_checked_before_anything_is_recorded(env: Env, target, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TargetNotAllowed, match=message):
+        api.export_profiles(env.res, connection_name="acme", profiles=[profile("p-9")], target=target())
+    assert drain(env) == []
+
+
+def test_acting_user_must_match_email_exactly(env: Env) -> None:
+    from shared.connect_checks import UserMappingFailed
+
+    with pytest.raises(UserMappingFailed, match="exactly"):
+        api.export_profiles(
+            env.res, connection_name="acme", profiles=[profile("p-9")],
+            target=api.ExportTarget.job(s.OPEN_JOB_ID), user_email=s.RECRUITER_EMAIL.upper(),
+        )  # fmt: skip
+    result = api.export_profiles(
+        env.res, connection_name="acme", profiles=[profile("p-9")],
+        target=api.ExportTarget.job(s.OPEN_JOB_ID), user_email=s.RECRUITER_LOWER_EMAIL,
+    )  # fmt: skip
+    assert repo.get_batch(env.engine, result.batch_id).user_id == s.RECRUITER_LOWER_USER_ID  # type: ignore[union-attr]
+
+
+def test_retry_failed_requeues_only_failed_items(env: Env) -> None:
+    result = api.export_profiles(
+        env.res, connection_name="acme", profiles=[profile("p-1"), profile("p-2")],
+        target=api.ExportTarget.job(s.OPEN_JOB_ID),
+    )  # fmt: skip
+    first, second = repo.batch_items(env.engine, result.batch_id)
+    env.sandbox.inject_fault("error_before", method="POST", path="/v3/candidates", count=1)
+    env.deps.settings.export.max_attempts = 1
+    env.export(int(first.id))  # type: ignore[arg-type]
+    env.export(int(second.id))  # type: ignore[arg-type]
+    assert api.batch_status(env.res, result.batch_id)["counts"] == {"failed": 1, "exported": 1}
+    drain(env)
+    assert api.retry_failed(env.res, result.batch_id) == 1
+    assert [m[0][0]["item_id"] if isinstance(m, list | tuple) else None for m in drain(env)] == [first.id]
