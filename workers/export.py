@@ -39,6 +39,15 @@ from shared.store.models import Batch, Connection, DuplicatePolicy, Item, ItemSt
 from workers.outcome import Finished, NotClaimed, Outcome, RetryLater
 from workers.parts import PartsWriter, find_application
 
+RECORD = "record"
+"""Key in ``Item.parts`` saying where the item's Greenhouse record came from, which decides its parts."""
+RECORD_CREATED = "created"
+"""This item created the record (or adopted its own create): every part is added."""
+RECORD_EMAIL_MATCH = "email_match"
+"""A person already in Greenhouse with the same email: application, tags and note; their history is theirs."""
+RECORD_EXPORTED_BEFORE = "exported_before"
+"""Exported earlier through this connection (``--include-exported``): the new application and tags only."""
+
 
 @dataclass
 class ExportDeps:
@@ -203,13 +212,22 @@ class _Run:
             self.resolve_candidate(batch, conn, mapped, reader, writer)
         cid = self.item.greenhouse_candidate_id
         assert cid is not None
+        record = self.item.parts.get(RECORD, RECORD_CREATED)
         parts = PartsWriter(self, reader, writer, cid, batch.user_id)
         if self.item.greenhouse_application_id is None:
             parts.application(mapped.application, batch.target_kind)
-        parts.educations(mapped)
-        parts.employments(mapped)
+        if record == RECORD_CREATED:
+            parts.educations(mapped)
+            parts.employments(mapped)
+        elif record == RECORD_EMAIL_MATCH and (mapped.educations or mapped.employments):
+            self.warn("educations and employments not added: the person already had a Greenhouse record")
         parts.tags(mapped, lambda: self.d.tags_for(conn, reader), lambda: self.d.invalidate_tags(conn))
-        parts.note(mapped)
+        if record != RECORD_EXPORTED_BEFORE:  # the first export added the note
+            parts.note(mapped)
+
+    def set_record(self, candidate_id: int, origin: str, **values: object) -> None:
+        """Store the Greenhouse record this item exports to and where it came from (see ``RECORD_*``)."""
+        self.save(greenhouse_candidate_id=candidate_id, parts={**self.item.parts, RECORD: origin}, **values)
 
     def resolve_candidate(
         self, batch: Batch, conn: Connection, mapped: MappedCandidate, reader: HarvestClient, writer: HarvestClient
@@ -219,7 +237,7 @@ class _Run:
         if not batch.new_record:
             person = repo.claim_person(self.d.engine, conn.id, self.item.profile_id, self.item_id)  # type: ignore[arg-type]
             if person.greenhouse_candidate_id is not None:
-                self.save(greenhouse_candidate_id=person.greenhouse_candidate_id, linked_existing=True)
+                self.set_record(person.greenhouse_candidate_id, RECORD_EXPORTED_BEFORE, linked_existing=True)
                 return
             if person.owner_item_id != self.item_id:
                 self.take_over(person.id, person.owner_item_id)  # type: ignore[arg-type]
@@ -235,7 +253,7 @@ class _Run:
                         repo.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
                     raise _Skip(f"a person with this email is already in Greenhouse (candidate {match})")
                 self.warn(f"linked to the existing Greenhouse candidate {match} (same email)")
-                self.save(greenhouse_candidate_id=match, linked_existing=True)
+                self.set_record(match, RECORD_EMAIL_MATCH, linked_existing=True)
                 repo.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
                 return
 
@@ -249,7 +267,7 @@ class _Run:
                     repo.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
             raise
         app_id = created.application.id if created.application is not None else None
-        self.save(greenhouse_candidate_id=created.candidate.id, greenhouse_application_id=app_id)
+        self.set_record(created.candidate.id, RECORD_CREATED, greenhouse_application_id=app_id)
         if not batch.new_record:
             repo.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, created.candidate.id)  # type: ignore[arg-type]
 
@@ -275,7 +293,7 @@ class _Run:
         assert sent_at is not None
         match = lookup_person(reader, mapped.emails)
         if match is not None:
-            self.save(greenhouse_candidate_id=match)
+            self.set_record(match, RECORD_CREATED)
             app = find_application(reader, match, batch.target_kind, batch.job_id, batch.pool_id)
             if app is not None:
                 self.save(greenhouse_application_id=app)

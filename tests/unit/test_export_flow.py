@@ -243,7 +243,8 @@ def test_create_rejected_by_greenhouse_fails_with_the_field_and_releases_the_per
 
 
 def test_existing_email_links_an_application_to_the_existing_record(env: Env) -> None:
-    (item_id,) = env.batch([profile(emails=[s.EXISTING_EMAIL.upper()])], job_id=s.OPEN_JOB_2_ID).to_enqueue
+    prof = profile(emails=[s.EXISTING_EMAIL.upper()])
+    (item_id,) = env.batch([prof], job_id=s.OPEN_JOB_2_ID).to_enqueue
 
     assert env.export(item_id) == EXPORTED
 
@@ -252,9 +253,13 @@ def test_existing_email_links_an_application_to_the_existing_record(env: Env) ->
     assert item is not None and item.linked_existing is True
     assert item.greenhouse_candidate_id == s.EXISTING_CANDIDATE_ID
     assert any(str(s.EXISTING_CANDIDATE_ID) in w for w in item.warnings)
-    apps = env.candidate(s.EXISTING_CANDIDATE_ID)["applications"]
-    new = [a for a in apps if a["job_id"] == s.OPEN_JOB_2_ID]
+    existing = env.candidate(s.EXISTING_CANDIDATE_ID)
+    new = [a for a in existing["applications"] if a["job_id"] == s.OPEN_JOB_2_ID]
     assert len(new) == 1 and item.greenhouse_application_id == new[0]["id"]
+    # the person's history is theirs: no educations/employments from our profile, said on the item
+    assert existing["educations"] == [] and existing["employments"] == []
+    assert any("educations and employments not added" in w for w in item.warnings)
+    assert len(existing["notes"]) == 1 and len(existing["applied_tags"]) == len(prof.tags)
 
 
 def test_existing_email_with_an_application_on_the_job_is_not_applied_twice(env: Env) -> None:
@@ -357,6 +362,8 @@ def test_profiles_already_exported_are_skipped_unless_include_exported(env: Env)
     assert {c["id"] for c in cands} == first  # still one record per profile
     for cand in cands:
         assert sorted(a["job_id"] for a in cand["applications"]) == [s.OPEN_JOB_ID, s.OPEN_JOB_2_ID]
+        # the first export added the profile's parts; the second adds the application only
+        assert (len(cand["educations"]), len(cand["employments"]), len(cand["notes"])) == (1, 1, 1)
     for item in repo.batch_items(env.engine, more.batch_id):
         assert item.linked_existing is True and item.greenhouse_candidate_id in first
 
