@@ -15,6 +15,7 @@ Never a duplicate record at Greenhouse, with at-least-once delivery:
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from shared.store import repo
 from shared.store.models import Batch, Connection, DuplicatePolicy, Item, ItemStatus, utcnow
 from workers.outcome import Finished, NotClaimed, Outcome, RetryLater
 from workers.parts import PartsWriter, find_application
+
+log = logging.getLogger("ghexport.worker")
 
 RECORD = "record"
 """Key in ``Item.parts`` saying where the item's Greenhouse record came from, which decides its parts."""
@@ -71,10 +74,16 @@ def export_item(deps: ExportDeps, item_id: int) -> Outcome:
     item = repo.claim_item(deps.engine, item_id, deps.owner, deps.settings.export.lease_s)
     if item is None:
         return NotClaimed(f"item {item_id} is finished or held by another worker")
+    run = _Run(deps, item)
     try:
-        return _Run(deps, item).run()
+        return run.run()
     except repo.LeaseLost as exc:
         return NotClaimed(str(exc))
+    except Exception as exc:
+        # A bug, or an answer we cannot handle: count the attempt, so the item ends failed after
+        # max_attempts instead of looping. If the store itself is down, this raises and the task retries.
+        log.exception("item %s: unexpected error", item_id)
+        return run.retry(run.backoff_s(), "internal_error", f"internal error: {type(exc).__name__}", counts=True)
 
 
 class _Defer(Exception):
@@ -133,7 +142,7 @@ class _Run:
             error_cause=cause,
             warnings=self.warnings,
         )
-        return RetryLater(countdown_s, message)
+        return RetryLater(countdown_s, message, cause)
 
     def backoff_s(self) -> float:
         base = min(self.cfg.retry_backoff_s * 2 ** max(0, self.item.attempts - 1), self.cfg.retry_backoff_max_s)

@@ -18,6 +18,9 @@ class RetryLater:
 
     countdown_s: float
     reason: str
+    cause: str = "waiting"
+    """Machine-readable cause (``rate_limited``, ``server_error``...): what logs show; ``reason`` may quote
+    Harvest, whose messages can echo candidate data, so it goes to the store only."""
 
 
 @dataclass(frozen=True)

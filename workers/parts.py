@@ -174,6 +174,9 @@ class PartsWriter:
                     visibility=NOTE_VISIBILITY,
                 )
             )
+        except ValidationError as exc:  # Greenhouse rejected it: nothing was written
+            self.run.warn(f"profile note left out: {exc}")
+            return
         except HarvestError as exc:
             if exc.outcome_unknown:
                 self.run.warn("the profile note may not have reached Greenhouse (no answer); not sent twice")

@@ -39,10 +39,10 @@ def export_item_task(self: Task, message: Any) -> str:
         log.exception("export of item %s failed unexpectedly; retrying", msg.item_id)
         raise self.retry(countdown=UNEXPECTED_ERROR_RETRY_S) from None
     if isinstance(outcome, RetryLater):
-        log.info("item %s: retry in %.0fs (%s)", msg.item_id, outcome.countdown_s, outcome.reason)
+        log.info("item %s: retry in %.0fs (%s)", msg.item_id, outcome.countdown_s, outcome.cause)
         raise self.retry(countdown=safe_countdown(deps.settings, outcome.countdown_s))
     if isinstance(outcome, NotClaimed):
-        log.info("item %s: %s", msg.item_id, outcome.reason)
+        log.info("item %s: not claimed (finished, or held by another worker)", msg.item_id)
         return "not-claimed"
     assert isinstance(outcome, Finished)
     log.info("item %s: %s", msg.item_id, outcome.status)

@@ -518,3 +518,41 @@ def test_gives_up_after_max_attempts(new_env: Callable[..., Env]) -> None:
     assert item.error_cause == "server_error"
     assert env.candidates() == []
     assert isinstance(env.export(item_id), NotClaimed)
+
+
+def test_unexpected_error_counts_attempts_then_fails_the_item(
+    new_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = new_env(max_attempts=2)
+    (item_id,) = env.batch([profile()]).to_enqueue
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("workers.export.map_profile", broken)
+
+    first = env.export(item_id)
+    assert isinstance(first, RetryLater) and first.cause == "internal_error"
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.status == ItemStatus.QUEUED and item.attempts == 1
+    assert env.export(item_id) == FAILED
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.error_cause == "internal_error"
+    assert item.error == "gave up after 2 attempts: internal error: RuntimeError"
+
+
+def test_note_rejected_by_greenhouse_is_a_warning_not_a_failure(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.harvest.client import HarvestClient
+    from shared.harvest.errors import FieldError, ValidationError
+
+    def reject(self: HarvestClient, body: Any) -> Any:  # the sandbox accepts every note we send
+        raise ValidationError("Validation error", status=422, method="POST", path="/v3/notes",
+                              field_errors=[FieldError("body", "is too long")])  # fmt: skip
+
+    monkeypatch.setattr(HarvestClient, "create_note", reject)
+    (item_id,) = env.batch([profile()]).to_enqueue
+
+    assert env.export(item_id) == EXPORTED
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and any(w.startswith("profile note left out") and "body" in w for w in item.warnings)
+    assert only(env)["notes"] == []
