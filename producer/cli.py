@@ -53,11 +53,20 @@ def print_json(doc: object) -> None:
     sys.stdout.flush()
 
 
+def fail(reason: str) -> typer.Exit:
+    """Print ``ghexport: <reason>`` as ONE line on stderr; return the exit to raise (status 1)."""
+    err_console.print(f"ghexport: {reason}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
 def handle_errors(func: F) -> F:
     """Turn expected exceptions into a one-line reason on stderr and exit status 1."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import kombu.exceptions
+        import redis
+        import sqlalchemy.exc
         from pydantic import ValidationError as SettingsError
 
         from shared.errors import UserError
@@ -66,13 +75,17 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (CliError, UserError, HarvestError) as exc:
-            err_console.print(f"ghexport: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise fail(str(exc)) from None
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise fail(f"result store error: {reason}") from None
+        except (redis.RedisError, kombu.exceptions.OperationalError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise fail(f"cannot reach Redis/the broker: {reason}") from None
         except SettingsError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            err_console.print(f"ghexport: invalid setting {where}: {first['msg']}", markup=False)
-            raise typer.Exit(1) from None
+            raise fail(f"invalid setting {where}: {first['msg']}") from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -69,7 +69,7 @@ def export(
     )
     if not json_out:
         for err in read.errors:
-            err_console.print(f"rejected: {err}", markup=False, highlight=False)
+            err_console.print(f"rejected: {err}", markup=False, highlight=False, soft_wrap=True)
         console.print(
             f"batch {result.batch_id}: {result.enqueued} enqueued, {result.skipped} skipped "
             f"(already exported), {len(read.errors)} rejected lines"

@@ -4,7 +4,8 @@ Celery's ``rate_limit`` is per worker process, so N processes would spend N budg
 per credential [3P AIRBYTE: ~75 calls per 30 s window]. :class:`RedisRateLimiter` keeps one sliding-window
 log per key (the client id) in a Redis sorted set, checked and appended by ONE atomic Lua script that
 reads Redis ``TIME`` (worker clocks do not matter). The budget is
-``floor(min(configured requests, last announced X-RateLimit-Limit) * headroom)``, at least 1.
+``floor(announced X-RateLimit-Limit * headroom)``, at least 1; until Harvest has announced a limit for the
+credential (or a day after it last did), the configured ``requests`` stand in for it.
 A wait longer than ``max_inline_wait_s`` raises :class:`ThrottledError` so the task is re-queued with a
 countdown instead of holding a worker slot.
 
@@ -40,7 +41,7 @@ if blocked > 0 then
 end
 local budget = tonumber(ARGV[1])
 local announced = tonumber(redis.call('GET', KEYS[2]) or '')
-if announced and announced < budget then
+if announced then
   budget = announced
 end
 budget = math.floor(budget * tonumber(ARGV[3]))

@@ -53,6 +53,8 @@ class ExportSettings(BaseModel):
     reconcile_window_s: float = 4 * 3600.0
     """How long an unknown create outcome is looked up before it is safe to create again (sync window)."""
     reconcile_interval_s: float = 30.0
+    in_progress_retry_s: float = 5.0
+    """Wait before trying again while another item of the same profile is creating its record."""
     requeue_after_s: float = 900.0
     """An item still ``queued`` this long after it was published is re-enqueued by ``recover``."""
     publish_chunk: int = 500

@@ -284,9 +284,9 @@ class _Run:
         """Another item holds the create right: wait while it works, take over once it stopped."""
         holder = repo.get_item(self.d.engine, holder_id) if holder_id is not None else None
         if holder is not None and holder.status in ItemStatus.ACTIVE:
-            raise _Defer(self.cfg.reconcile_interval_s, "another export of this profile is in progress")
+            raise _Defer(self.cfg.in_progress_retry_s, "another export of this profile is in progress")
         if not repo.take_over_person(self.d.engine, person_id, holder_id, self.item_id):
-            raise _Defer(self.cfg.reconcile_interval_s, "another export of this profile took the create right")
+            raise _Defer(self.cfg.in_progress_retry_s, "another export of this profile took the create right")
         if holder is not None and holder.create_sent_at is not None and self.item.create_sent_at is None:
             self.save(create_sent_at=holder.create_sent_at)  # its create may have landed: reconcile
 

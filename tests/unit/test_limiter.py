@@ -64,13 +64,13 @@ def test_budget_shared_between_instances_and_keys_independent(server: fakeredis.
     assert taken(b, key="other") == 5
 
 
-def test_announced_limit_lowers_budget_for_everyone(server: fakeredis.FakeServer) -> None:
+def test_announced_limit_replaces_the_configured_budget_for_everyone(server: fakeredis.FakeServer) -> None:
     a, _ = make(server, requests=10, headroom=0.5)
     b, _ = make(server, requests=10, headroom=0.5)
     a.observe("cid", RateLimitInfo(limit=4, remaining=3, reset_at=None))
-    assert taken(b) == 2  # floor(min(10, 4) * 0.5)
+    assert taken(b) == 2  # floor(4 * 0.5): a smaller announcement lowers the budget
     a.observe("cid", RateLimitInfo(limit=100, remaining=90, reset_at=None))
-    assert taken(b) == 3  # configured 10 wins over a larger announcement: 5 in all
+    assert taken(b) == 48  # floor(100 * 0.5) in all: Harvest's own figure beats the configured guess
 
 
 def test_remaining_zero_blocks_until_reset(server: fakeredis.FakeServer) -> None:
