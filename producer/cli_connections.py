@@ -52,6 +52,14 @@ def connect_cmd(
         bool, typer.Option("--prospects-only", help="Export prospects only (no job applications).")
     ] = False,
     enable_pools: Annotated[bool, typer.Option("--enable-pools", help="Allow prospect pools.")] = False,
+    on_duplicate: Annotated[
+        str,
+        typer.Option(
+            "--on-duplicate",
+            help="A profile whose email is already in Greenhouse: link (add the application to that person), "
+            "create (a new record anyway) or skip (report it).",
+        ),
+    ] = "link",
     verify_prospect: Annotated[
         bool, typer.Option("--verify-prospect", help="Export a test prospect and read it back.")
     ] = False,
@@ -77,6 +85,7 @@ def connect_cmd(
         source_name=source_name,
         prospects_only=prospects_only,
         enable_pools=enable_pools,
+        duplicate_policy=on_duplicate,
         verify=verify,  # type: ignore[arg-type]
         http_client=res.http,
         limiter=res.limiter,

@@ -31,7 +31,7 @@ from shared.harvest.models import Source, User
 from shared.limiter import RateGate
 from shared.lookups import Lookups
 from shared.settings import Settings
-from shared.store.models import Connection, Item, ItemStatus, utcnow
+from shared.store.models import Connection, DuplicatePolicy, Item, ItemStatus, utcnow
 from shared.targets import check_job_open, check_target
 
 __all__ = [
@@ -79,6 +79,7 @@ def connect(
     source_name: str | None = None,
     prospects_only: bool = False,
     enable_pools: bool = False,
+    duplicate_policy: str = DuplicatePolicy.LINK,
     verify: Literal["prospect"] | int | None = None,
     http_client: httpx.Client | None = None,
     readback_wait_s: float = DEFAULT_READBACK_WAIT_S,
@@ -101,6 +102,8 @@ def connect(
     name, client_id, user_email = name.strip(), client_id.strip(), user_email.strip()
     if not name or not client_id or not user_email or not client_secret.get_secret_value():
         raise UserError("connect needs --name, --client-id, --client-secret and --user-email (none empty)")
+    if duplicate_policy not in DuplicatePolicy.ALL:
+        raise UserError(f"unknown duplicate policy {duplicate_policy!r}: use one of {', '.join(DuplicatePolicy.ALL)}")
     if verify is not None and verify != "prospect" and prospects_only:
         raise UserError("--verify-job cannot be used with --prospects-only; use --verify-prospect")
     encrypted = encrypt_secret(client_secret, settings.secret_key)  # fails before any network call
@@ -144,6 +147,7 @@ def connect(
         source=source,
         prospects_only=prospects_only,
         enable_pools=enable_pools,
+        duplicate_policy=duplicate_policy,
         scopes=scopes,
     )
     messages = [f"{'connected' if created else 'updated connection'} {name} as {user_email} (id {user.id})"]
@@ -164,6 +168,7 @@ def _save(
     source: Source,
     prospects_only: bool,
     enable_pools: bool,
+    duplicate_policy: str,
     scopes: list[str],
 ) -> tuple[Connection, bool]:
     """Insert connection ``name``, or update it in place (secret rotation) and clear ``removed_at``."""
@@ -187,6 +192,7 @@ def _save(
         conn.source_name = source.name
         conn.prospects_only = prospects_only
         conn.pools_enabled = enable_pools
+        conn.duplicate_policy = duplicate_policy
         conn.scopes = scopes
         conn.updated_at = utcnow()
         conn.removed_at = None
@@ -290,6 +296,7 @@ def connection_summary(conn: Connection) -> dict[str, Any]:
         "source_name": conn.source_name,
         "prospects_only": conn.prospects_only,
         "pools_enabled": conn.pools_enabled,
+        "duplicate_policy": conn.duplicate_policy,
         "scopes": list(conn.scopes),
         "created_at": conn.created_at.isoformat() if conn.created_at else None,
         "updated_at": conn.updated_at.isoformat() if conn.updated_at else None,

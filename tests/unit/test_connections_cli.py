@@ -115,6 +115,17 @@ def test_connect_verify_closed_job_fails(res) -> None:
     )
 
 
+@pytest.mark.parametrize("policy", ["link", "create", "skip"])
+def test_connect_stores_the_duplicate_policy(res, policy: str) -> None:
+    result = _connect("--on-duplicate", policy, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["connection"]["duplicate_policy"] == policy
+
+
+def test_connect_refuses_an_unknown_duplicate_policy(res) -> None:
+    _fails_with_one_line(_connect("--on-duplicate", "merge"), "unknown duplicate policy 'merge'")
+
+
 def test_connect_refuses_both_verifications(res) -> None:
     _fails_with_one_line(_connect("--verify-prospect", "--verify-job", str(OPEN_JOB_ID)), "either --verify-prospect")
 

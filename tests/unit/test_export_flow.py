@@ -556,3 +556,18 @@ def test_note_rejected_by_greenhouse_is_a_warning_not_a_failure(env: Env, monkey
     item = repo.get_item(env.engine, item_id)
     assert item is not None and any(w.startswith("profile note left out") and "body" in w for w in item.warnings)
     assert only(env)["notes"] == []
+
+
+def test_new_record_creates_a_second_record_for_an_exported_profile(env: Env) -> None:
+    (first,) = env.batch([profile("p-1")]).to_enqueue
+    assert env.export(first) == EXPORTED
+    (again,) = env.batch([profile("p-1")], include_exported=True, new_record=True).to_enqueue
+
+    assert env.export(again) == EXPORTED
+
+    a, b = repo.get_item(env.engine, first), repo.get_item(env.engine, again)
+    assert a is not None and b is not None and b.linked_existing is False
+    assert a.greenhouse_candidate_id != b.greenhouse_candidate_id
+    assert {c["id"] for c in env.candidates()} == {a.greenhouse_candidate_id, b.greenhouse_candidate_id}
+    # the ledger still points at the first record: a later plain re-export is skipped, not a third record
+    assert env.batch([profile("p-1")]).to_enqueue == []
