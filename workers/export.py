@@ -36,8 +36,8 @@ from shared.mapping import MappedCandidate, OptionIndex, Target, map_profile
 from shared.profiles import Profile
 from shared.settings import Settings
 from shared.store import repo
-from shared.store.models import Batch, Connection, DuplicatePolicy, Item, ItemStatus, utcnow
-from workers.outcome import Finished, NotClaimed, Outcome, RetryLater
+from shared.store.models import Batch, Connection, DuplicatePolicy, Item, ItemStatus, aware, utcnow
+from workers.outcome import Defer, Finished, NotClaimed, Outcome, RetryLater
 from workers.parts import PartsWriter, find_application
 
 log = logging.getLogger("ghexport.worker")
@@ -84,15 +84,6 @@ def export_item(deps: ExportDeps, item_id: int) -> Outcome:
         # max_attempts instead of looping. If the store itself is down, this raises and the task retries.
         log.exception("item %s: unexpected error", item_id)
         return run.retry(run.backoff_s(), "internal_error", f"internal error: {type(exc).__name__}", counts=True)
-
-
-class _Defer(Exception):
-    """Stop this run and try again later without counting an attempt."""
-
-    def __init__(self, countdown_s: float, reason: str) -> None:
-        super().__init__(reason)
-        self.countdown_s = countdown_s
-        self.reason = reason
 
 
 class _Skip(Exception):
@@ -165,7 +156,7 @@ class _Run:
         writer = reader.with_sub(batch.user_id)
         try:
             self.export(batch, conn, profile, reader, writer)
-        except _Defer as exc:
+        except Defer as exc:
             return self.retry(exc.countdown_s, "waiting", exc.reason, counts=False)
         except _Skip as exc:
             repo.finish_item(
@@ -284,9 +275,9 @@ class _Run:
         """Another item holds the create right: wait while it works, take over once it stopped."""
         holder = repo.get_item(self.d.engine, holder_id) if holder_id is not None else None
         if holder is not None and holder.status in ItemStatus.ACTIVE:
-            raise _Defer(self.cfg.in_progress_retry_s, "another export of this profile is in progress")
+            raise Defer(self.cfg.in_progress_retry_s, "another export of this profile is in progress")
         if not repo.take_over_person(self.d.engine, person_id, holder_id, self.item_id):
-            raise _Defer(self.cfg.in_progress_retry_s, "another export of this profile took the create right")
+            raise Defer(self.cfg.in_progress_retry_s, "another export of this profile took the create right")
         if holder is not None and holder.create_sent_at is not None and self.item.create_sent_at is None:
             self.save(create_sent_at=holder.create_sent_at)  # its create may have landed: reconcile
 
@@ -295,7 +286,7 @@ class _Run:
     ) -> bool:
         """An earlier create may have succeeded: look the person up instead of creating again.
 
-        True when the record was found and adopted; raises :class:`_Defer` while Greenhouse may still be
+        True when the record was found and adopted; raises :class:`Defer` while Greenhouse may still be
         making it readable; False once the sync window passed with no record (safe to create).
         """
         sent_at = self.item.create_sent_at
@@ -314,9 +305,9 @@ class _Run:
                 "the create may have reached Greenhouse and this profile has no email to look it up by: "
                 "check Greenhouse for the person, then re-export with --include-exported or --dummy-emails"
             )
-        age_s = (self.d.now() - _aware(sent_at)).total_seconds()
+        age_s = (self.d.now() - aware(sent_at)).total_seconds()
         if age_s < self.cfg.reconcile_window_s:
-            raise _Defer(
+            raise Defer(
                 self.cfg.reconcile_interval_s,
                 "create outcome unknown; waiting for Greenhouse to show the record before creating again",
             )
@@ -343,9 +334,3 @@ def lookup_person(reader: HarvestClient, emails: list[str]) -> int | None:
     if not found:
         return None
     return max(found, key=lambda cid: (found[cid], cid))
-
-
-def _aware(ts: datetime) -> datetime:
-    from datetime import UTC
-
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)

@@ -31,3 +31,13 @@ class NotClaimed:
 
 
 Outcome = Finished | RetryLater | NotClaimed
+
+
+class Defer(Exception):
+    """Raised inside a run: stop, put the item back and try again after ``countdown_s``, without counting
+    an attempt (waiting for Greenhouse or for another item is not a failure)."""
+
+    def __init__(self, countdown_s: float, reason: str) -> None:
+        super().__init__(reason)
+        self.countdown_s = countdown_s
+        self.reason = reason

@@ -7,19 +7,24 @@ a failure of the export: the person is in Greenhouse, with that part left out an
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
 from shared.harvest.client import HarvestClient
-from shared.harvest.errors import HarvestError, ValidationError
+from shared.harvest.errors import HarvestError, NotFoundError, ValidationError
 from shared.harvest.models import CreateApplication, CreateNote, JobApplication, ProspectApplication
 from shared.mapping import MappedCandidate, normalise_name
 from shared.store.models import TargetKind
+from workers.outcome import Defer
 
 if TYPE_CHECKING:
     from workers.export import _Run
+
+
+UNREADABLE_SINCE = "unreadable_since"
+"""Key in ``Item.parts``: when this item first found its Greenhouse record not readable yet."""
 
 NOTE_VISIBILITY: Literal["public"] = "public"
 """Sourcing notes (summary, skills) are for the hiring team, not private to the exporting user."""
@@ -47,6 +52,24 @@ class PartsWriter:
         self.cid = candidate_id
         self.user_id = user_id
         self.parts: dict[str, Any] = dict(run.item.parts)
+        self._readable = False
+
+    def readable(self) -> None:
+        """Before a read that decides whether a part already exists: wait until Greenhouse shows the
+        candidate at all. Children of a record Greenhouse is still creating read as empty, and taking that
+        for "not there" would add the part a second time."""
+        if self._readable:
+            return
+        if not self.reader.get_candidates([self.cid]):
+            run, now = self.run, self.run.d.now()
+            since = self.parts.setdefault(UNREADABLE_SINCE, now.isoformat())
+            if (now - datetime.fromisoformat(since)).total_seconds() > run.cfg.reconcile_window_s:
+                raise NotFoundError(
+                    f"Greenhouse candidate {self.cid} is still not readable after the sync window (deleted or merged?)"
+                )
+            self._save()
+            raise Defer(run.cfg.reconcile_interval_s, f"waiting for Greenhouse to show candidate {self.cid}")
+        self._readable = True
 
     def _save(self) -> None:
         self.run.save(parts=dict(self.parts))
@@ -58,6 +81,7 @@ class PartsWriter:
         pool_id = app.prospect_pool_id if isinstance(app, ProspectApplication) else None
         if self.parts.get("application_sent") or item.linked_existing:
             # an earlier run may have added it (outcome unknown), or the person already had it
+            self.readable()
             found = find_application(self.reader, self.cid, kind, job_id, pool_id)
             if found is not None:
                 self.run.save(greenhouse_application_id=found)
@@ -67,6 +91,7 @@ class PartsWriter:
         try:
             created = self.writer.create_application(CreateApplication.for_candidate(self.cid, app))
         except ValidationError:
+            self.readable()
             found = find_application(self.reader, self.cid, kind, job_id, pool_id)
             if found is None:
                 raise
@@ -111,6 +136,7 @@ class PartsWriter:
                 continue
             if str(n) in sent:
                 if found is None:
+                    self.readable()
                     taken = {v for v in done.values() if v is not None}
                     found = [r for r in existing() if r.id not in taken]
                 match = next((r for r in found if _same(body, r)), None)
@@ -152,6 +178,7 @@ class PartsWriter:
             try:
                 done[name] = self.writer.apply_tag(self.cid, tag_id).id
             except ValidationError as exc:
+                self.readable()
                 applied = {t.candidate_tag_id for t in self.reader.list_applied_tags([self.cid])}
                 if tag_id not in applied:
                     self.run.warn(f"tag {name!r} left out: {exc}")

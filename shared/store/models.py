@@ -24,6 +24,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(ts: datetime) -> datetime:
+    """``ts`` as an aware UTC datetime (a database may hand back naive UTC values)."""
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
 class ItemStatus:
     """Item statuses of the operator contract (plain strings in the table, so the set can grow)."""
 

@@ -571,3 +571,49 @@ def test_new_record_creates_a_second_record_for_an_exported_profile(env: Env) ->
     assert {c["id"] for c in env.candidates()} == {a.greenhouse_candidate_id, b.greenhouse_candidate_id}
     # the ledger still points at the first record: a later plain re-export is skipped, not a third record
     assert env.batch([profile("p-1")]).to_enqueue == []
+
+
+@pytest.mark.parametrize(("path", "key", "expected"), PARTS[:3])
+def test_lost_part_of_a_record_greenhouse_still_creates_waits_instead_of_adding_it_again(
+    new_env: Callable[..., Env], path: str, key: str, expected: int
+) -> None:
+    # Children of a record Greenhouse has not made readable read as empty: that is not "not there".
+    env = new_env(sandbox_config={"visibility_delay_s": 60.0})
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault("error_after", method="POST", path=path)
+    assert isinstance(env.export(item_id), RetryLater)  # the part landed, its answer was lost
+
+    waiting = env.export(item_id)
+    assert isinstance(waiting, RetryLater) and "waiting for Greenhouse to show candidate" in waiting.reason
+    assert repo.get_item(env.engine, item_id).status == ItemStatus.QUEUED  # type: ignore[union-attr]
+
+    env.clock.advance(61)
+    assert env.export(item_id) == EXPORTED
+    assert len(only(env)[key]) == expected
+
+
+def test_re_export_right_after_the_first_waits_for_the_record_to_be_readable(new_env: Callable[..., Env]) -> None:
+    env = new_env(sandbox_config={"visibility_delay_s": 60.0})
+    (first,) = env.batch([profile(tags=[])]).to_enqueue
+    assert env.export(first) == EXPORTED
+    (again,) = env.batch([profile(tags=[])], job_id=s.OPEN_JOB_2_ID, include_exported=True).to_enqueue
+
+    assert isinstance(env.export(again), RetryLater)  # not a failure, not a blind second application
+    env.clock.advance(61)
+    assert env.export(again) == EXPORTED
+    assert sorted(a["job_id"] for a in only(env)["applications"]) == [s.OPEN_JOB_ID, s.OPEN_JOB_2_ID]
+
+
+def test_a_record_that_never_becomes_readable_fails_after_the_sync_window(new_env: Callable[..., Env]) -> None:
+    env = new_env(sandbox_config={"visibility_delay_s": 10 * 3600.0})
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault("error_after", method="POST", path="/v3/candidate_educations")
+    assert isinstance(env.export(item_id), RetryLater)  # the education's answer was lost
+    assert isinstance(env.export(item_id), RetryLater)  # waiting for the record: the wait starts
+
+    env.clock.advance(env.settings.export.reconcile_window_s - 1)
+    assert isinstance(env.export(item_id), RetryLater)
+    env.clock.advance(2)
+    assert env.export(item_id) == FAILED
+    item = repo.get_item(env.engine, item_id)
+    assert item is not None and item.error_cause == "not_found" and "not readable" in (item.error or "")
