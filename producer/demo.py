@@ -109,24 +109,6 @@ def worker_command(concurrency: int, loglevel: str = "WARNING") -> list[str]:
     ]
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that reproduce the parts of ``settings`` a worker process needs."""
-    env = {
-        "GHX_BROKER_URL": settings.broker_url,
-        "GHX_DATABASE_URL": settings.database_url,
-        "GHX_HARVEST_URL": settings.harvest_url,
-        "GHX_HARVEST_TOKEN_URL": settings.harvest_token_url,
-        "GHX_EMBEDDED_DIR": settings.embedded_dir,
-        "GHX_LIMITER__REQUESTS": str(settings.limiter.requests),
-        "GHX_LIMITER__WINDOW_S": str(settings.limiter.window_s),
-    }
-    if settings.redis_url:
-        env["GHX_REDIS_URL"] = settings.redis_url
-    if settings.secret_key is not None:
-        env["GHX_SECRET_KEY"] = settings.secret_key.get_secret_value()
-    return env
-
-
 @contextmanager
 def demo_environment(
     *, concurrency: int = 4, rate_limit: int = 300, window_s: float = 10.0, workdir: Path | None = None
@@ -153,7 +135,7 @@ def demo_environment(
             settings = settings.model_copy(update={"broker_url": res.broker_url})
             res = Resources(settings)
             _ = res.engine  # migrate before the worker starts
-            env = {**os.environ, **settings_env(settings)}
+            env = {**os.environ, **settings.to_env()}
             worker = subprocess.Popen(worker_command(concurrency), env=env, stdin=subprocess.DEVNULL)
             try:
                 yield DemoEnv(settings, res, sandbox, server, worker)

@@ -77,8 +77,24 @@ class Settings(BaseSettings):
     """Where the embedded redis-server keeps its socket and data file."""
     visibility_timeout_s: int = 3600
     cache_ttl_s: float = 300.0
-    queue: str = "ghexport.export"
 
     harvest: HarvestSettings = Field(default_factory=HarvestSettings)
     limiter: LimiterSettings = Field(default_factory=LimiterSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that rebuild these settings in another process (a worker subprocess).
+
+        Holds the secret key in clear: pass it to a child process's environment only, never log it.
+        """
+        env: dict[str, str] = {}
+        for name, value in self:
+            if isinstance(value, BaseModel):
+                for sub, sub_value in value:
+                    if sub_value is not None:
+                        env[f"GHX_{name.upper()}__{sub.upper()}"] = str(sub_value)
+            elif isinstance(value, SecretStr):
+                env[f"GHX_{name.upper()}"] = value.get_secret_value()
+            elif value is not None:
+                env[f"GHX_{name.upper()}"] = str(value)
+        return env

@@ -4,9 +4,12 @@ the Harvest sandbox over HTTP. 200 profiles, half prospects into a pool stage, h
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -14,7 +17,7 @@ import redis
 from pydantic import SecretStr
 
 from producer import api
-from producer.demo import sample_profiles, settings_env, worker_command
+from producer.demo import sample_profiles, worker_command
 from shared import connections
 from shared.crypto import generate_key
 from shared.resources import Resources
@@ -30,40 +33,77 @@ WINDOW_S = 10.0
 BROKER_DB = 9
 
 
-@pytest.fixture
-def system(redis_url: str, postgres_schema_url: str) -> Iterator[tuple[Resources, Sandbox]]:
+@contextmanager
+def running_system(
+    redis_url: str, database_url: str, *, sandbox_config: dict[str, Any] | None = None, **overrides: Any
+) -> Iterator[System]:
+    """Sandbox over HTTP, the real Redis as broker and limiter store, the given store, two worker processes."""
     broker = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
     redis.Redis.from_url(broker).flushdb()
-    sandbox = Sandbox(SandboxConfig(rate_limit=RATE_LIMIT, window_s=WINDOW_S))
+    sandbox = Sandbox(SandboxConfig(**{"rate_limit": RATE_LIMIT, "window_s": WINDOW_S, **(sandbox_config or {})}))
     with SandboxServer(sandbox) as server:
         settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
             broker_url=broker,
             redis_url=broker,
-            database_url=postgres_schema_url,
+            database_url=database_url,
             harvest_url=server.harvest_url,
             harvest_token_url=server.token_url,
             secret_key=SecretStr(generate_key()),
             limiter={"requests": RATE_LIMIT, "window_s": WINDOW_S},  # type: ignore[arg-type]
+            **overrides,
         )
         res = Resources(settings)
         _ = res.engine  # migrate once, before the workers start
-        env = {**os.environ, **settings_env(settings)}
-        workers = [
-            subprocess.Popen(worker_command(2), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-            for _ in range(2)
-        ]
+        system = System(res, sandbox, {**os.environ, **settings.to_env()})
+        system.start_worker()
+        system.start_worker()
         try:
-            yield res, sandbox
+            yield system
         finally:
-            for w in workers:
-                w.terminate()
-            for w in workers:
-                try:
-                    w.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    w.kill()
+            system.stop()
             res.close()
             redis.Redis.from_url(broker).flushdb()
+
+
+@dataclass
+class System:
+    res: Resources
+    sandbox: Sandbox
+    env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start_worker(self) -> None:
+        # its own session, so a test can kill the worker with its pool children, as a lost host would be
+        self.workers.append(
+            subprocess.Popen(
+                worker_command(2),
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+
+    def kill_worker(self, n: int) -> None:
+        os.killpg(self.workers[n].pid, signal.SIGKILL)
+        self.workers[n].wait(timeout=30)
+
+    def stop(self) -> None:
+        for w in self.workers:
+            if w.poll() is None:
+                w.terminate()
+        for w in self.workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(w.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def system(redis_url: str, postgres_schema_url: str) -> Iterator[System]:
+    with running_system(redis_url, postgres_schema_url) as system:
+        yield system
 
 
 def wait_done(res: Resources, batch_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
@@ -84,8 +124,8 @@ def by_email(snapshot: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def test_export_200_profiles_through_real_workers(system: tuple[Resources, Sandbox]) -> None:
-    res, sandbox = system
+def test_export_200_profiles_through_real_workers(system: System) -> None:
+    res, sandbox = system.res, system.sandbox
     connections.connect(
         res.settings, res.engine, name="e2e", client_id=seed.CLIENT_ID,
         client_secret=SecretStr(seed.CLIENT_SECRET), user_email=seed.RECRUITER_EMAIL,
@@ -171,3 +211,61 @@ def test_export_200_profiles_through_real_workers(system: tuple[Resources, Sandb
     assert stats["rate_limited"] == 0, stats["rate_limited"]
     assert max(stats["max_in_window"].values()) <= RATE_LIMIT
     assert repo.lost_items(res.engine, 0) == []
+
+
+def test_faults_and_a_killed_worker_never_lose_or_duplicate_a_candidate(
+    redis_url: str, postgres_schema_url: str
+) -> None:
+    """Harvest answering 500 before or after writing, dropping connections after writing, new records
+    unreadable for a while, and a worker host killed mid-batch: every candidate lands exactly once."""
+    n = 60
+    with running_system(
+        redis_url,
+        postgres_schema_url,
+        sandbox_config={"visibility_delay_s": 1.0, "seed": 7},
+        visibility_timeout_s=20,
+        export={  # short windows so the test waits seconds where production waits minutes
+            "reconcile_window_s": 6.0, "reconcile_interval_s": 1.0, "in_progress_retry_s": 1.0,
+            "retry_backoff_s": 0.5, "retry_backoff_max_s": 2.0, "max_attempts": 50, "lease_s": 5.0,
+            "requeue_after_s": 5.0,
+        },
+    ) as system:  # fmt: skip
+        res, sandbox = system.res, system.sandbox
+        connections.connect(
+            res.settings, res.engine, name="chaos", client_id=seed.CLIENT_ID,
+            client_secret=SecretStr(seed.CLIENT_SECRET), user_email=seed.RECRUITER_EMAIL, enable_pools=True,
+            http_client=res.http,
+        )  # fmt: skip
+        sandbox.config.fault_rate = 0.15  # from now on: connect's own checks are not the subject here
+        profiles = sample_profiles(n, prefix="chaos")
+        batch = api.export_profiles(res, connection_name="chaos", profiles=profiles,
+                                    target=api.ExportTarget.job(seed.OPEN_JOB_ID))  # fmt: skip
+        deadline = time.monotonic() + 240
+        killed = False
+        while True:
+            doc = api.batch_status(res, batch.batch_id)
+            finished = doc["counts"].get("exported", 0)
+            if not killed and finished >= n // 4:
+                system.kill_worker(0)  # mid-batch: its running and prefetched tasks die with it
+                system.start_worker()
+                killed = True
+            if doc["done"]:
+                break
+            assert time.monotonic() < deadline, f"batch did not finish: {doc['counts']}"
+            api.republish_lost(res)  # what the periodic recover task does
+            time.sleep(1.0)
+
+        assert killed
+        assert doc["counts"] == {"exported": n}, [(i["candidate_id"], i["error"]) for i in doc["items"]]
+        stats = sandbox.stats()
+        assert stats["faults"].get("error_after", 0) + stats["faults"].get("drop_after", 0) > 0, stats["faults"]
+        people = by_email(sandbox.state_snapshot())
+        for prof in profiles:
+            records = people.get(prof.emails[0].lower(), [])
+            assert len(records) == 1, f"{prof.id}: {len(records)} records"
+            (cand,) = records
+            assert len(cand["applications"]) == 1, prof.id
+            assert len(cand["educations"]) == 1 and len(cand["employments"]) == 1, prof.id
+            assert len(cand["notes"]) <= 1, prof.id  # a note whose answer was lost is never sent twice
+            tag_ids = [t["candidate_tag_id"] for t in cand["applied_tags"]]
+            assert len(tag_ids) == len(set(tag_ids)) == len(prof.tags), prof.id
