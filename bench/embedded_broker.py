@@ -64,7 +64,7 @@ def run(url: str, tasks: int, timeout_s: float = 300.0) -> float:
                 sender.send_task("bench.tick", producer=producer)
         deadline = time.monotonic() + timeout_s
         while int(r.get(COUNTER) or 0) < tasks:
-            assert time.monotonic() < deadline, f"only {r.get(COUNTER)} of {tasks} tasks done"
+            assert time.monotonic() < deadline, f"only {int(r.get(COUNTER) or 0)} of {tasks} tasks done"
             time.sleep(0.005)
         return time.perf_counter() - t0
     finally:
