@@ -4,7 +4,7 @@ Our path (``producer.api``'s internals): one transaction with bulk inserts, then
 publishing every message. Naive baseline: per row, an INSERT committed on its own, then ``delay()``.
 Both write to the same kind of store and broker, in one run; the script prints the times and the ratio.
 
-    .venv/bin/python bench/enqueue.py [--profiles 10000] [--broker redis://127.0.0.1:6379/11]
+    .venv/bin/python -m bench.enqueue [--profiles 10000] [--broker redis://127.0.0.1:6379/11]
                                       [--database sqlite:///...]   (default: embedded broker, temp SQLite)
 """
 
