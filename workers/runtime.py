@@ -6,6 +6,8 @@ import os
 import socket
 import threading
 
+from shared.harvest.client import HarvestClient
+from shared.mapping import OptionIndex
 from shared.resources import Resources
 from shared.settings import Settings
 from shared.store.models import Connection
@@ -58,10 +60,10 @@ def build_deps(res: Resources) -> ExportDeps:
     from shared.connections import load_connection
     from shared.mapping import normalise_name
 
-    def options_for(conn: Connection, reader):  # type: ignore[no-untyped-def]
+    def options_for(conn: Connection, reader: HarvestClient) -> OptionIndex:
         return res.lookups_for(conn, reader).options().index()
 
-    def tags_for(conn: Connection, reader):  # type: ignore[no-untyped-def]
+    def tags_for(conn: Connection, reader: HarvestClient) -> dict[str, int]:
         tags = res.lookups_for(conn, reader).tags()
         out: dict[str, int] = {}
         for t in tags:
