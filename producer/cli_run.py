@@ -7,7 +7,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Annotated
+from collections import Counter
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -121,9 +122,10 @@ def demo(
             ),
         ]
         docs = []
-        for b, label in zip(batches, ("prospects", "job candidates"), strict=True):
+        labels = (f"prospects into pool {seed.POOL_ID}, stage {seed.STAGE_ID}", f"candidates on job {seed.OPEN_JOB_ID}")
+        for b, label in zip(batches, labels, strict=True):
             if not json_out:
-                console.print(f"[bold]{label}[/]: batch {b.batch_id}, {b.enqueued} enqueued")
+                console.print(f"[bold]{b.enqueued} {label}[/] (batch {b.batch_id})")
             remaining = max(1.0, timeout - (time.monotonic() - started))
             docs.append(wait_for_batch(b.batch_id, quiet=json_out, timeout_s=remaining))
         stats = env.sandbox.stats()  # type: ignore[attr-defined]
@@ -138,35 +140,45 @@ def demo(
         raise CliError(f"only {summary['exported']} of {candidates} candidates were exported")
 
 
-def _summary(
-    docs: list[dict[str, object]], stats: dict[str, object], records: int, elapsed: float
-) -> dict[str, object]:
-    counts: dict[str, int] = {}
-    linked = warnings = 0
+def _summary(docs: list[dict[str, Any]], stats: dict[str, Any], records: int, elapsed: float) -> dict[str, Any]:
+    counts: Counter[str] = Counter()
+    warnings: Counter[str] = Counter()
+    linked = with_warnings = 0
     for doc in docs:
-        for s, n in doc["counts"].items():  # type: ignore[attr-defined]
-            counts[s] = counts.get(s, 0) + n
-        for it in doc["items"]:  # type: ignore[attr-defined]
+        counts.update(doc["counts"])
+        for it in doc["items"]:
             linked += bool(it["linked_existing"])
-            warnings += len(it["warnings"])
+            with_warnings += bool(it["warnings"])
+            warnings.update(it["warnings"])
     return {
-        "batches": [d["batch_id"] for d in docs],
-        "counts": counts,
-        "exported": counts.get("exported", 0) + counts.get("synced", 0),
+        "batches": {d["target"]["kind"]: d["batch_id"] for d in docs},
+        "counts": dict(counts),
+        "exported": counts["exported"] + counts["synced"],
         "linked_to_existing": linked,
-        "items_with_warnings": warnings,
+        "items_with_warnings": with_warnings,
+        "top_warning": warnings.most_common(1)[0][0] if warnings else None,
         "greenhouse_records": records,
         "harvest_requests": stats.get("total_requests"),
-        "harvest_429s": stats.get("rate_limited", stats.get("429s")),
+        "harvest_429s": stats.get("rate_limited"),
         "seconds": round(elapsed, 1),
     }
 
 
-def _print_summary(summary: dict[str, object]) -> None:
-    table = Table("", "", title="Export to Greenhouse (sandbox)")
-    for key, value in summary.items():
-        if key == "counts":
-            value = ", ".join(f"{s} {n}" for s, n in sorted(value.items()))  # type: ignore[attr-defined]
-        table.add_row(key.replace("_", " "), str(value))
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title="Export to Greenhouse (local sandbox)", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for kind, batch_id in summary["batches"].items():
+        table.add_row(f"batch ({kind})", batch_id)
+    table.add_row("items", ", ".join(f"{s} {n}" for s, n in sorted(summary["counts"].items())))
+    table.add_row(
+        "Greenhouse records",
+        f"{summary['greenhouse_records']} (one per candidate; "
+        f"{summary['linked_to_existing']} was already in Greenhouse and got an application)",
+    )
+    warned = summary["items_with_warnings"]
+    table.add_row("warnings", f"{warned} items" + (f", e.g. {summary['top_warning']!r}" if warned else ""))
+    table.add_row("Harvest requests", f"{summary['harvest_requests']} ({summary['harvest_429s']} rate-limited)")
+    table.add_row("time", f"{summary['seconds']} s")
     console.print(table)
     sys.stdout.flush()

@@ -84,6 +84,7 @@ class DemoEnv:
     sandbox: object
     server: object
     worker: subprocess.Popen[bytes]
+    worker_log: Path
 
 
 def worker_command(concurrency: int, loglevel: str = "WARNING") -> list[str]:
@@ -136,9 +137,13 @@ def demo_environment(
             res = Resources(settings)
             _ = res.engine  # migrate before the worker starts
             env = {**os.environ, **settings.to_env()}
-            worker = subprocess.Popen(worker_command(concurrency), env=env, stdin=subprocess.DEVNULL)
+            log_path = root / "worker.log"
+            with open(log_path, "wb") as log:
+                worker = subprocess.Popen(
+                    worker_command(concurrency), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                )
             try:
-                yield DemoEnv(settings, res, sandbox, server, worker)
+                yield DemoEnv(settings, res, sandbox, server, worker, log_path)
             finally:
                 worker.terminate()
                 try:
