@@ -131,7 +131,10 @@ def demo(
         stats = env.sandbox.stats()  # type: ignore[attr-defined]
         records = len(env.sandbox.state_snapshot()["candidates"])  # type: ignore[attr-defined]
         cli._resources = None
-    summary = _summary(docs, stats, records, time.monotonic() - started)
+        summary = _summary(docs, stats, records, time.monotonic() - started)
+        if summary["exported"] != candidates:
+            tail = env.worker_log.read_text(errors="replace").splitlines()[-20:]
+            sys.stderr.write("worker log (last lines):\n" + "\n".join(tail) + "\n")
     if json_out:
         print_json(summary)
     else:
