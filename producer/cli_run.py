@@ -74,6 +74,9 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 4,
     queues: Annotated[str | None, typer.Option(help="Queues to consume, comma separated.")] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    beat: Annotated[
+        bool, typer.Option(help="Also run the periodic recovery of lost items (one worker of the cluster).")
+    ] = False,
 ) -> None:
     """Run a Celery worker for this app in the foreground."""
     from producer.demo import worker_command
@@ -83,6 +86,10 @@ def worker(
     cmd = worker_command(concurrency, loglevel)
     if queues:
         cmd[cmd.index("-Q") + 1] = queues
+    if beat:
+        schedule = os.path.join(res.settings.embedded_dir, "celerybeat-schedule")
+        os.makedirs(res.settings.embedded_dir, exist_ok=True)
+        cmd += ["--beat", "--schedule", schedule]
     os.execvp(cmd[0], cmd)
 
 
