@@ -35,7 +35,7 @@ from shared.harvest.errors import (
 from shared.mapping import MappedCandidate, OptionIndex, Target, map_profile
 from shared.profiles import Profile
 from shared.settings import Settings
-from shared.store import repo
+from shared.store import people, repo
 from shared.store.models import Batch, Connection, DuplicatePolicy, Item, ItemStatus, aware, utcnow
 from workers.outcome import Defer, Finished, NotClaimed, Outcome, RetryLater
 from workers.parts import PartsWriter, find_application
@@ -235,7 +235,7 @@ class _Run:
         """Find or create the Greenhouse record; sets ``greenhouse_candidate_id`` (and maybe the app id)."""
         person = None
         if not batch.new_record:
-            person = repo.claim_person(self.d.engine, conn.id, self.item.profile_id, self.item_id)  # type: ignore[arg-type]
+            person = people.claim_person(self.d.engine, conn.id, self.item.profile_id, self.item_id)  # type: ignore[arg-type]
             if person.greenhouse_candidate_id is not None:
                 self.set_record(person.greenhouse_candidate_id, RECORD_EXPORTED_BEFORE, linked_existing=True)
                 return
@@ -250,11 +250,11 @@ class _Run:
             if match is not None:
                 if conn.duplicate_policy == DuplicatePolicy.SKIP:
                     if person is not None:
-                        repo.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
+                        people.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
                     raise _Skip(f"a person with this email is already in Greenhouse (candidate {match})")
                 self.warn(f"linked to the existing Greenhouse candidate {match} (same email)")
                 self.set_record(match, RECORD_EMAIL_MATCH, linked_existing=True)
-                repo.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
+                people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
                 return
 
         self.save(create_sent_at=self.d.now())
@@ -264,19 +264,19 @@ class _Run:
             if not exc.outcome_unknown:
                 self.save(create_sent_at=None)
                 if person is not None and isinstance(exc, PermanentError):
-                    repo.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
+                    people.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
             raise
         app_id = created.application.id if created.application is not None else None
         self.set_record(created.candidate.id, RECORD_CREATED, greenhouse_application_id=app_id)
         if not batch.new_record:
-            repo.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, created.candidate.id)  # type: ignore[arg-type]
+            people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, created.candidate.id)  # type: ignore[arg-type]
 
     def take_over(self, person_id: int, holder_id: int | None) -> None:
         """Another item holds the create right: wait while it works, take over once it stopped."""
         holder = repo.get_item(self.d.engine, holder_id) if holder_id is not None else None
         if holder is not None and holder.status in ItemStatus.ACTIVE:
             raise Defer(self.cfg.in_progress_retry_s, "another export of this profile is in progress")
-        if not repo.take_over_person(self.d.engine, person_id, holder_id, self.item_id):
+        if not people.take_over_person(self.d.engine, person_id, holder_id, self.item_id):
             raise Defer(self.cfg.in_progress_retry_s, "another export of this profile took the create right")
         if holder is not None and holder.create_sent_at is not None and self.item.create_sent_at is None:
             self.save(create_sent_at=holder.create_sent_at)  # its create may have landed: reconcile
@@ -298,7 +298,7 @@ class _Run:
             if app is not None:
                 self.save(greenhouse_application_id=app)
             if not batch.new_record:
-                repo.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
+                people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
             return True
         if not mapped.emails:
             raise PermanentOutcomeUnknown(

@@ -1,13 +1,13 @@
-"""Result store operations: batches and items, the claim with a lease, the person ledger, status.
+"""Result store operations on batches and items: recording, the claim with a lease, status, operator retries.
 
-Every function takes the engine and opens its own short transaction, so a worker never holds a database
+(The person ledger is :mod:`shared.store.people`.) Every function takes the engine and opens its own short transaction, so a worker never holds a database
 transaction across a Harvest call. Writes by a worker are guarded by ``owner`` and status ``sending``:
 a worker whose lease was taken over cannot overwrite the new owner's progress.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -189,94 +189,6 @@ def release_item(engine: Engine, item_id: int, owner: str, *, counts: bool = Tru
     update_item(engine, item_id, owner, status=ItemStatus.QUEUED, owner=None, lease_until=None, **values)
 
 
-# --- the person ledger ---------------------------------------------------------------------------
-
-
-def claim_person(engine: Engine, connection_id: int, profile_id: str, item_id: int) -> Person:
-    """The ledger row of (connection, profile), inserted with ``item_id`` as owner if absent.
-
-    Whoever owns the row (and it has no candidate id yet) is the only item allowed to create a record.
-    """
-    insert = _insert_ignore(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            insert.values(
-                connection_id=connection_id, profile_id=profile_id, owner_item_id=item_id, created_at=utcnow()
-            )
-        )
-    return _get_person(engine, connection_id, profile_id)
-
-
-def take_over_person(engine: Engine, person_id: int, old_owner: int | None, new_owner: int) -> bool:
-    """Move the create right from an item that no longer works on it; False if someone else did."""
-    stmt = (
-        sa.update(Person)
-        .where(
-            col(Person.id) == person_id,
-            col(Person.greenhouse_candidate_id).is_(None),
-            col(Person.owner_item_id).is_(None) if old_owner is None else col(Person.owner_item_id) == old_owner,
-        )
-        .values(owner_item_id=new_owner)
-    )
-    with engine.begin() as conn:
-        return bool(conn.execute(stmt).rowcount == 1)
-
-
-def set_person_candidate(engine: Engine, connection_id: int, profile_id: str, candidate_id: int) -> None:
-    """Remember the Greenhouse record of (connection, profile); inserts the row if needed."""
-    insert = _insert_ignore(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            insert.values(
-                connection_id=connection_id,
-                profile_id=profile_id,
-                greenhouse_candidate_id=candidate_id,
-                created_at=utcnow(),
-            )
-        )
-        conn.execute(
-            sa.update(Person)
-            .where(
-                col(Person.connection_id) == connection_id,
-                col(Person.profile_id) == profile_id,
-                col(Person.greenhouse_candidate_id).is_(None),
-            )
-            .values(greenhouse_candidate_id=candidate_id)
-        )
-
-
-def release_person(engine: Engine, person_id: int, owner: int) -> None:
-    """Give up the create right (the create failed for good, so nothing exists at Greenhouse)."""
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(Person)
-            .where(
-                col(Person.id) == person_id,
-                col(Person.owner_item_id) == owner,
-                col(Person.greenhouse_candidate_id).is_(None),
-            )
-            .values(owner_item_id=None)
-        )
-
-
-def _get_person(engine: Engine, connection_id: int, profile_id: str) -> Person:
-    with Session(engine, expire_on_commit=False) as session:
-        person = session.exec(
-            select(Person).where(Person.connection_id == connection_id, Person.profile_id == profile_id)
-        ).one()
-        return person
-
-
-def _insert_ignore(engine: Engine) -> Any:
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(Person).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(Person).on_conflict_do_nothing()
-
-
 # --- status and operator actions -----------------------------------------------------------------
 
 
@@ -284,15 +196,6 @@ def batch_items(engine: Engine, batch_id: str) -> list[Item]:
     """Every item of a batch, in id order."""
     with Session(engine, expire_on_commit=False) as session:
         return list(session.exec(select(Item).where(Item.batch_id == batch_id).order_by(col(Item.id))).all())
-
-
-def status_counts(engine: Engine, batch_id: str) -> dict[str, int]:
-    """Items of a batch by status."""
-    with Session(engine) as session:
-        rows = session.exec(
-            select(Item.status, sa.func.count()).where(Item.batch_id == batch_id).group_by(Item.status)
-        ).all()
-    return {status: int(n) for status, n in rows}
 
 
 def requeue_failed(engine: Engine, batch_id: str | None = None) -> list[int]:
@@ -333,8 +236,3 @@ def lost_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list
             .limit(limit)
         )
         return [int(r[0]) for r in rows]
-
-
-def ids_only(items: Iterable[Item]) -> list[int]:
-    """The ids of ``items`` (all persisted)."""
-    return [int(i.id) for i in items if i.id is not None]

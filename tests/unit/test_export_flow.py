@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from shared.connections import disconnect
 from shared.sandbox import seed as s
-from shared.store import repo
+from shared.store import people, repo
 from shared.store.models import Connection, DuplicatePolicy, ItemStatus, TargetKind, utcnow
 from tests.unit.export_fixtures import Env, make_env, profile
 from workers.outcome import Finished, NotClaimed, RetryLater
@@ -230,7 +230,7 @@ def test_create_rejected_by_greenhouse_fails_with_the_field_and_releases_the_per
     assert "job_id" in (item.error or "")
     assert item.create_sent_at is None
     assert env.candidates() == []
-    person = repo.claim_person(env.engine, env.conn.id, "p-1", 999_999)  # type: ignore[arg-type]
+    person = people.claim_person(env.engine, env.conn.id, "p-1", 999_999)  # type: ignore[arg-type]
     assert person.owner_item_id is None and person.greenhouse_candidate_id is None  # released
 
     # released: a later batch of the same profile may create the record
@@ -376,7 +376,7 @@ def test_second_item_waits_for_the_holder_then_links_to_its_record(env: Env) -> 
     (b,) = env.batch([profile()], job_id=s.OPEN_JOB_2_ID).to_enqueue
     # A is claimed and holds the create right (it is mid-flight)
     assert repo.claim_item(env.engine, a, "other-worker", 300) is not None
-    repo.claim_person(env.engine, env.conn.id, "p-1", a)  # type: ignore[arg-type]
+    people.claim_person(env.engine, env.conn.id, "p-1", a)  # type: ignore[arg-type]
 
     waiting = env.export(b)
 
