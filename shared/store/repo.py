@@ -1,8 +1,9 @@
-"""Result store operations on batches and items: recording, the claim with a lease, status, operator retries.
+"""Result store operations on batches and items: recording, the claim with a lease, status, retries.
 
-(The person ledger is :mod:`shared.store.people`.) Every function takes the engine and opens its own short transaction, so a worker never holds a database
+Every function takes the engine and opens its own short transaction, so a worker never holds a database
 transaction across a Harvest call. Writes by a worker are guarded by ``owner`` and status ``sending``:
-a worker whose lease was taken over cannot overwrite the new owner's progress.
+a worker whose lease was taken over cannot overwrite the new owner's progress. The person ledger is
+:mod:`shared.store.people`.
 """
 
 from __future__ import annotations
