@@ -1,34 +1,14 @@
 """The Harvest v3 client: one class, injectable transport, typed models in and out, only our errors out.
 
-Every request: the shared limiter is asked first (key = client id), the budget headers are fed back
-after each response, transport failures become :class:`HarvestTimeoutError` /
-:class:`HarvestConnectionError`. Safe calls (GET) get ``quick_retries`` tenacity retries with small
-jittered waits; writes are sent exactly once per call (an unknown create outcome is reconciled by the
-caller, never re-sent here). Lists follow ``Link: rel="next"`` exactly [P PAGE]: filters and
-``per_page`` on the first request only, then only the next URL with its cursor.
+Typed methods over :class:`shared.harvest.transport.HarvestTransport` (auth, shared limiter, quick retries
+of safe calls, pagination). Every Harvest path the exporter uses is a constant here, with its evidence tag
+from ``../shared/reference/harvest-api.md``: a correction is one edit.
 """
 
 from __future__ import annotations
 
-import copy
-import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit
+from collections.abc import Sequence
 
-import httpx
-from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
-
-from shared.harvest.auth import Credential, OAuth2ClientCredentials, TokenCache
-from shared.harvest.errors import (
-    HarvestConnectionError,
-    HarvestError,
-    HarvestTimeoutError,
-    RateLimitedError,
-    UnexpectedResponseError,
-)
 from shared.harvest.models import (
     Application,
     AppliedTag,
@@ -55,18 +35,9 @@ from shared.harvest.models import (
     Tag,
     User,
 )
-from shared.harvest.ratelimit import (
-    QUICK_RETRY_ERRORS,
-    RateLimitInfo,
-    error_for_response,
-    parse_rate_limit,
-    should_retry_quickly,
-)
-from shared.limiter import NullRateLimiter, RateGate
-from shared.settings import Settings
+from shared.harvest.transport import HarvestTransport, chunk_ids
 
 # --- every Harvest path, in one place (evidence tags from ../shared/reference/harvest-api.md) ---------
-API_PREFIX = "/v3"  # [P PAGE]
 CANDIDATES = "/v3/candidates"  # POST create, GET ?email= / ?ids= [3P SVMCP, OGMCP live]
 APPLICATIONS = "/v3/applications"  # [P WMIG]; list filters candidate_ids, job_ids [3P]
 EDUCATIONS = "/v3/candidate_educations"  # [3P SVMCP, AIRBYTE]
@@ -82,224 +53,13 @@ PROSPECT_POOLS = "/v3/prospect_pools"  # [P REF-PP]
 PROSPECT_POOL_STAGES = "/v3/prospect_pool_stages"  # ?prospect_pool_ids= [3P]; nested path on pool page [?]
 CUSTOM_FIELD_OPTIONS = "/v3/custom_field_options"  # ?custom_field_key=degree|discipline|school_name [3P]
 
-PER_PAGE = 500  # maximum [P REF-ATT, REF-PP]
-MAX_IDS = 50  # ids / candidate_ids / job_ids filters take at most 50 [P REF-ATT]
-MAX_PAGES = 10_000  # a server that keeps answering "next" must not loop us forever
-PROBE_PASS_STATUSES = frozenset({400, 403, 404, 422})
 
-M = TypeVar("M", bound=BaseModel)
+class HarvestClient(HarvestTransport):
+    """Harvest v3 for the exporter: typed writes (sent once) and reads (paginated, quick retries).
 
-
-def _chunks(ids: Iterable[int], size: int = MAX_IDS) -> list[str]:
-    unique = list(dict.fromkeys(int(i) for i in ids))
-    return [",".join(str(i) for i in unique[n : n + size]) for n in range(0, len(unique), size)]
-
-
-def _parse(model: type[M], data: object, method: str, path: str, status: int) -> M:
-    try:
-        return model.model_validate(data)
-    except PydanticValidationError as exc:
-        # Only field locations: pydantic's own text would echo candidate data (PII).
-        where = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False)[:5])
-        raise UnexpectedResponseError(
-            f"response does not match {model.__name__} ({where})", status=status, method=method, path=path
-        ) from None
-
-
-class _Shared:
-    """State shared between a client and its :meth:`HarvestClient.with_sub` siblings."""
-
-    def __init__(self) -> None:
-        self.last_rate_limit: RateLimitInfo | None = None
-
-
-class HarvestClient:
-    """Harvest v3 over one ``httpx.Client``; see the module docstring for the request contract.
-
-    An ``http_client`` built here is owned and closed by :meth:`close`; an injected one is not.
+    ``HarvestClient(settings, credential, *, sub=None, http_client=None, token_cache=None, limiter=None)``;
+    an ``http_client`` built here is owned and closed by :meth:`close`; an injected one is not.
     """
-
-    def __init__(
-        self,
-        settings: Settings,
-        credential: Credential,
-        *,
-        sub: int | None = None,
-        http_client: httpx.Client | None = None,
-        token_cache: TokenCache | None = None,
-        limiter: RateGate | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        wall: Callable[[], float] = time.time,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.settings = settings
-        self.credential = credential
-        self.sub = sub
-        self.base_url = settings.harvest_url.rstrip("/") + API_PREFIX
-        self._root = settings.harvest_url.rstrip("/")
-        self.limiter: RateGate = limiter if limiter is not None else NullRateLimiter()
-        self._owns_http = http_client is None
-        h = settings.harvest
-        self._http = http_client or httpx.Client(
-            timeout=httpx.Timeout(h.timeout_s, connect=h.connect_timeout_s),
-            headers={"User-Agent": h.user_agent},
-        )
-        self._auth = OAuth2ClientCredentials(
-            credential,
-            settings.harvest_token_url,
-            sub=sub,
-            cache=token_cache if token_cache is not None else TokenCache(),
-            margin_s=h.token_refresh_margin_s,
-            clock=clock,
-            wall=wall,
-        )
-        self._sleep = sleep
-        self._wall = wall
-        self._shared = _Shared()
-        self.per_page = PER_PAGE
-        """Page size asked on the first request of a list (tests lower it to exercise pagination)."""
-
-    # --- lifecycle ---------------------------------------------------------------------------------
-
-    @property
-    def token_cache(self) -> TokenCache:
-        """The token cache (shared with :meth:`with_sub` siblings)."""
-        return self._auth.cache
-
-    @property
-    def last_rate_limit(self) -> RateLimitInfo | None:
-        """The last budget Harvest announced (429s carry none, so the previous value is kept)."""
-        return self._shared.last_rate_limit
-
-    def with_sub(self, sub: int | None) -> HarvestClient:
-        """A sibling acting as user ``sub`` (None: the credential's service account; lists need a Site
-        Admin or none). Shares the HTTP client, token cache and limiter; closing it closes nothing."""
-        clone = copy.copy(self)
-        clone.sub = sub
-        clone._auth = self._auth.with_sub(sub)
-        clone._owns_http = False
-        return clone
-
-    def close(self) -> None:
-        """Close the HTTP client if this instance built it."""
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> HarvestClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # --- transport ---------------------------------------------------------------------------------
-
-    def _url(self, path: str) -> str:
-        return self._root + (path if path.startswith(API_PREFIX + "/") else API_PREFIX + path)
-
-    def _map_transport(self, exc: httpx.HTTPError, method: str | None, path: str) -> HarvestError:
-        try:
-            url = str(exc.request.url)
-        except RuntimeError:
-            url = ""
-        if url.startswith(self.settings.harvest_token_url):
-            method, path = None, urlsplit(url).path  # the mint failed: the Harvest call was never sent
-        kind = HarvestTimeoutError if isinstance(exc, httpx.TimeoutException) else HarvestConnectionError
-        return kind(f"{type(exc).__name__} talking to Greenhouse", method=method, path=path)
-
-    def _observe(self, response: httpx.Response) -> None:
-        info = parse_rate_limit(response.headers, self._wall())
-        if info is not None and response.status_code != 429:  # a 429 carries no budget, only a reset
-            self._shared.last_rate_limit = info
-            self.limiter.observe(self.credential.client_id, info)
-
-    def _send_once(self, method: str, url: str, params: dict[str, str] | None, body: Any) -> httpx.Response:
-        path = urlsplit(url).path  # never the query: it may carry an email address
-        self.limiter.acquire(self.credential.client_id)
-        request = self._http.build_request(
-            method, url, params=params, json=body, headers={"User-Agent": self.settings.harvest.user_agent}
-        )
-        try:
-            response = self._http.send(request, auth=self._auth)
-        except httpx.TransportError as exc:
-            raise self._map_transport(exc, method, path) from None
-        self._observe(response)
-        return response
-
-    def _retrying(self, method: str) -> Retrying:
-        h = self.settings.harvest
-
-        def retry(exc: BaseException) -> bool:
-            mint_failed = isinstance(exc, QUICK_RETRY_ERRORS) and exc.method is None
-            return should_retry_quickly(exc, method) or mint_failed
-
-        return Retrying(
-            stop=stop_after_attempt(max(0, h.quick_retries) + 1),
-            wait=wait_random_exponential(multiplier=0.2, max=h.quick_retry_max_wait_s),
-            retry=retry_if_exception(retry),
-            sleep=self._sleep,
-            reraise=True,
-        )
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        check: bool = True,
-    ) -> httpx.Response:
-        def attempt() -> httpx.Response:
-            response = self._send_once(method, url, params, body)
-            now = self._wall()
-            error = error_for_response(response, method, urlsplit(url).path, now=now)
-            if isinstance(error, RateLimitedError):  # share the back-off with every worker of the credential
-                self.limiter.observe(self.credential.client_id, RateLimitInfo(None, 0, now + error.retry_after_s))
-            if check and error is not None:
-                raise error
-            return response
-
-        return self._retrying(method)(attempt)
-
-    def _json(self, response: httpx.Response, method: str, path: str) -> object:
-        try:
-            return response.json()
-        except ValueError:
-            raise UnexpectedResponseError(
-                "response body is not JSON", status=response.status_code, method=method, path=path
-            ) from None
-
-    def _list(self, path: str, model: type[M], params: dict[str, str] | None = None) -> list[M]:
-        """Every item of a list endpoint, following ``Link: rel="next"`` exactly."""
-        url: str | None = self._url(path)
-        first: dict[str, str] | None = {**(params or {}), "per_page": str(self.per_page)}
-        seen: set[str] = set()
-        out: list[M] = []
-        for _ in range(MAX_PAGES):
-            if url is None:
-                return out
-            response = self._request("GET", url, params=first)
-            data = self._json(response, "GET", path)
-            if not isinstance(data, list):
-                raise UnexpectedResponseError(
-                    "list body is not a JSON array", status=response.status_code, method="GET", path=path
-                )
-            out.extend(_parse(model, item, "GET", path, response.status_code) for item in data)
-            seen.add(str(response.request.url))
-            nxt = response.links.get("next", {}).get("url")
-            url = urljoin(str(response.request.url), nxt) if nxt else None
-            if url is not None and url in seen:
-                raise UnexpectedResponseError("pagination loops on the same URL", method="GET", path=path)
-            first = None  # the next URL already carries the cursor, which must be the only parameter
-        raise UnexpectedResponseError(f"more than {MAX_PAGES} pages", method="GET", path=path)
-
-    def _list_by(self, path: str, model: type[M], name: str, ids: Sequence[int], **extra: str) -> list[M]:
-        return [item for chunk in _chunks(ids) for item in self._list(path, model, {name: chunk, **extra})]
-
-    def _create(self, path: str, body: BaseModel, model: type[M]) -> M:
-        url = self._url(path)
-        response = self._request("POST", url, body=body.to_body())  # type: ignore[attr-defined]
-        return _parse(model, self._json(response, "POST", path), "POST", path, response.status_code)
 
     # --- writes (sent once; a RetryableError other than 429 means the outcome is unknown) -----------
 
@@ -352,7 +112,7 @@ class HarvestClient:
         if candidate_ids is not None and job_ids is not None:
             return [
                 app
-                for jobs in _chunks(job_ids)
+                for jobs in chunk_ids(job_ids)
                 for app in self._list_by(APPLICATIONS, Application, "candidate_ids", candidate_ids, job_ids=jobs)
             ]
         if candidate_ids is not None:
@@ -406,36 +166,3 @@ class HarvestClient:
     def list_tags(self) -> list[Tag]:
         """Every tag definition."""
         return self._list(CANDIDATE_TAGS, Tag)
-
-    # --- connect-time checks -----------------------------------------------------------------------
-
-    def probe(self, method: str, path: str) -> int:
-        """Send ``method`` to a /v3 route with no params (and ``{}`` as body unless GET); return the status.
-
-        403 (scope missing), 404, 400 and 422 (scope present, input refused) and 2xx are returned; 401,
-        429, 5xx and transport failures raise. Used to test scopes without side effects.
-        """
-        method = method.upper()
-        response = self._request(method, self._url(path), body=None if method in ("GET", "HEAD") else {}, check=False)
-        status = response.status_code
-        if status < 300 or status in PROBE_PASS_STATUSES:
-            return status
-        error = error_for_response(response, method, urlsplit(self._url(path)).path, now=self._wall())
-        raise (
-            error
-            if error is not None
-            else UnexpectedResponseError(f"unexpected status {status}", status=status, method=method, path=path)
-        )
-
-    def mint_token(self) -> None:
-        """Mint a fresh token now (credential check); raises AuthenticationError when refused."""
-        self._auth.cache.invalidate(self.credential.client_id, self.sub)
-
-        def mint() -> None:
-            try:
-                response = self._http.send(self._auth.token_request())
-            except httpx.TransportError as exc:
-                raise self._map_transport(exc, None, urlsplit(self.settings.harvest_token_url).path) from None
-            self._auth.accept_token(response)
-
-        self._retrying("POST")(mint)
