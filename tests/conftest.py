@@ -13,6 +13,7 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 REDIS_URL = os.environ.get("GHX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("GHX_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 POSTGRES_URL = os.environ.get("GHX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -50,6 +51,13 @@ def redis_client(redis_url: str) -> Iterator[object]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """URL of the real RabbitMQ (guest/guest), a broker other than Redis."""
+    require_service("rabbitmq", RABBITMQ_URL, 5672)
+    return RABBITMQ_URL
 
 
 @pytest.fixture(scope="session")

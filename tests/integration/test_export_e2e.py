@@ -35,17 +35,24 @@ BROKER_DB = 9
 
 @contextmanager
 def running_system(
-    redis_url: str, database_url: str, *, sandbox_config: dict[str, Any] | None = None, **overrides: Any
+    redis_url: str,
+    database_url: str,
+    *,
+    broker_url: str | None = None,
+    sandbox_config: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> Iterator[System]:
-    """Sandbox over HTTP, the real Redis as broker and limiter store, the given store, two worker processes."""
-    broker = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
-    redis.Redis.from_url(broker).flushdb()
+    """Sandbox over HTTP, the real Redis for the limiter and caches (and as broker unless ``broker_url``),
+    the given store, two worker processes."""
+    redis_db = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
+    redis.Redis.from_url(redis_db).flushdb()
+    broker = broker_url or redis_db
     sandbox = Sandbox(SandboxConfig(**{"rate_limit": RATE_LIMIT, "window_s": WINDOW_S, **(sandbox_config or {})}))
     with SandboxServer(sandbox) as server:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             broker_url=broker,
-            redis_url=broker,
+            redis_url=redis_db,
             database_url=database_url,
             harvest_url=server.harvest_url,
             harvest_token_url=server.token_url,
@@ -63,7 +70,7 @@ def running_system(
         finally:
             system.stop()
             res.close()
-            redis.Redis.from_url(broker).flushdb()
+            redis.Redis.from_url(redis_db).flushdb()
 
 
 @dataclass
@@ -269,3 +276,20 @@ def test_faults_and_a_killed_worker_never_lose_or_duplicate_a_candidate(
             assert len(cand["notes"]) <= 1, prof.id  # a note whose answer was lost is never sent twice
             tag_ids = [t["candidate_tag_id"] for t in cand["applied_tags"]]
             assert len(tag_ids) == len(set(tag_ids)) == len(prof.tags), prof.id
+
+
+def test_rabbitmq_as_the_broker(redis_url: str, rabbitmq_url: str, sqlite_url: str) -> None:
+    """Any Celery broker works: RabbitMQ carries the tasks, Redis only the shared limiter; SQLite store."""
+    with running_system(redis_url, sqlite_url, broker_url=rabbitmq_url) as system:
+        res, sandbox = system.res, system.sandbox
+        connections.connect(
+            res.settings, res.engine, name="amqp", client_id=seed.CLIENT_ID,
+            client_secret=SecretStr(seed.CLIENT_SECRET), user_email=seed.RECRUITER_EMAIL, http_client=res.http,
+        )  # fmt: skip
+        profiles = sample_profiles(20, prefix="amqp")
+        batch = api.export_profiles(res, connection_name="amqp", profiles=profiles,
+                                    target=api.ExportTarget.job(seed.OPEN_JOB_ID))  # fmt: skip
+        doc = wait_done(res, batch.batch_id, timeout_s=120)
+        assert doc["counts"] == {"exported": 20}
+        people = by_email(sandbox.state_snapshot())
+        assert all(len(people[p.emails[0].lower()]) == 1 for p in profiles)
