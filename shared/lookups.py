@@ -172,8 +172,10 @@ class Lookups:
         """Candidate tags defined in Greenhouse."""
         return self._cached("tags", _TAGS, lambda: list(self.reader.list_tags()))
 
-    def invalidate(self) -> None:
-        """Forget every cached lookup of this connection (e.g. after a tag was created)."""
-        self._local.clear()
+    def invalidate(self, *names: str) -> None:
+        """Forget the cached lookups ``names`` (``"tags"`` after a tag was created), or all of them."""
+        names = names or tuple(NAMES)
+        for name in names:
+            self._local.pop(name, None)
         if self.cache is not None:
-            self.cache.delete(*(self._key(n) for n in NAMES))
+            self.cache.delete(*(self._key(n) for n in names))

@@ -160,21 +160,36 @@ class PartsWriter:
     def tags(
         self, mapped: MappedCandidate, tag_ids: Callable[[], dict[str, int]], invalidate: Callable[[], None]
     ) -> None:
-        """Apply each tag, creating it once if Greenhouse does not have it (names match without case)."""
+        """Apply each tag, creating it once if Greenhouse does not have it (names match without case).
+
+        ``tag_ids`` (the shared cache) is read once per run, and again only after ``invalidate``."""
         done: dict[str, int | None] = dict(self.parts.get("tags", {}))
+        known: dict[str, int] | None = None
+
+        def lookup(name: str) -> int | None:
+            nonlocal known
+            if known is None:
+                known = tag_ids()
+            return known.get(normalise_name(name))
+
+        def refresh() -> None:
+            nonlocal known
+            invalidate()
+            known = None
+
         for name in mapped.tags:
             if name in done:
                 continue
-            tag_id = tag_ids().get(normalise_name(name))
+            tag_id = lookup(name)
             if tag_id is None:
                 try:
                     tag_id = self.writer.create_tag(name).id
                 except ValidationError:  # created meanwhile by another worker
-                    invalidate()
-                    tag_id = tag_ids().get(normalise_name(name))
+                    refresh()
+                    tag_id = lookup(name)
                     if tag_id is None:
                         raise
-                invalidate()
+                refresh()
             try:
                 done[name] = self.writer.apply_tag(self.cid, tag_id).id
             except ValidationError as exc:

@@ -71,7 +71,7 @@ def build_deps(res: Resources) -> ExportDeps:
         return out
 
     def invalidate_tags(conn: Connection) -> None:
-        res.lookups_for(conn).invalidate()
+        res.lookups_for(conn).invalidate("tags")
 
     return ExportDeps(
         settings=res.settings,

@@ -167,6 +167,18 @@ def test_redis_cache_is_shared_between_processes_and_expires(reader) -> None:
     assert reader.calls["list_jobs"] == calls_after_first["list_jobs"] + 1
 
 
+def test_invalidating_tags_keeps_the_other_lookups_cached(reader) -> None:
+    cache = fakeredis.FakeRedis()
+    lk = lookups(reader, cache, ttl_s=60.0)
+    lk.open_jobs()
+    lk.tags()
+    lk.invalidate("tags")
+    lk.open_jobs()
+    lk.tags()
+    assert (reader.calls["list_jobs"], reader.calls["list_tags"]) == (1, 2)
+    assert cache.exists("ghx:lookups:1:open_jobs")
+
+
 def test_in_process_cache_without_redis_honours_the_ttl(reader) -> None:
     now = [0.0]
     lk = lookups(reader, None, ttl_s=10.0, clock=lambda: now[0])
