@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer._click.exceptions import UsageError
 
 from shared.resources import Resources
 from shared.settings import Settings
@@ -30,6 +31,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+USAGE_EXIT = 2
+"""Exit status of a command line that cannot be parsed (missing or unknown option)."""
 
 
 class CliError(Exception):
@@ -105,7 +109,15 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     _register_commands()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except UsageError as exc:  # the contract: one line on stderr, never a boxed help screen
+        command = exc.ctx.command_path if exc.ctx is not None else "ghexport"
+        fail(f"{exc.format_message()} (see: {command} --help)")
+        sys.exit(USAGE_EXIT)
+    except (typer.Abort, KeyboardInterrupt):
+        fail("interrupted")
+        sys.exit(130)
     finally:
         if _resources is not None:
             _resources.close()
+    sys.exit(code if isinstance(code, int) else 0)

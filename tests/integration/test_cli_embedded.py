@@ -104,3 +104,16 @@ def test_demo_exports_every_candidate(tmp_path: Path) -> None:
     assert summary["linked_to_existing"] == 1  # the third profile's email is already in Greenhouse
     assert summary["greenhouse_records"] == 8  # 7 new + the existing person, no duplicate
     assert list(tmp_path.iterdir()) == [], "the demo leaves nothing behind in the working directory"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["export", "--connection", "x"], "ghexport: Missing option '--file'. (see: ghexport export --help)"),
+        (["nosuch"], "ghexport: No such command 'nosuch'. (see: ghexport --help)"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
+    r = subprocess.run([GHEXPORT, *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [message]
