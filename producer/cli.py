@@ -15,7 +15,11 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from typer._click.exceptions import UsageError
+
+try:  # typer >= 0.29 vendors click; older releases use click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 from shared.resources import Resources
 from shared.settings import Settings
