@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.connect_checks import find_user
 from shared.connections import get_connection
-from shared.errors import TargetNotAllowed, UserError
+from shared.errors import PublishFailed, TargetNotAllowed, UserError
 from shared.profiles import LineError, Profile
 from shared.publishing import publish
 from shared.resources import Resources
@@ -76,7 +76,8 @@ def export_profiles(
     """Record an export batch and enqueue one task per candidate to export.
 
     Raises :class:`shared.errors.UserError` (unknown connection, target not allowed, no Greenhouse user
-    with exactly ``user_email``) before anything is recorded.
+    with exactly ``user_email``) before anything is recorded, and :class:`shared.errors.PublishFailed`
+    (carrying the batch id) when the batch is recorded but the broker could not take its tasks.
     """
     conn = get_connection(res.engine, connection_name)
     reader = res.harvest_for(conn)
@@ -110,7 +111,10 @@ def export_profiles(
         rejected=[e.as_dict() for e in rejected],
     )
     created = repo.create_batch(res.engine, batch, [repo.NewItem(p.id, p.snapshot()) for p in profiles])
-    publish(res, created.to_enqueue)
+    try:
+        publish(res, created.to_enqueue)
+    except Exception as exc:  # the broker is down or refused: the batch stands, recovery publishes it
+        raise PublishFailed(created.batch_id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     return ExportResult(created.batch_id, len(created.to_enqueue), created.skipped, list(rejected))
 
 

@@ -22,3 +22,15 @@ class ConnectionNotFound(UserError):
 class TargetNotAllowed(UserError):
     """The export target is not allowed by the connection (prospects only, pools disabled) or is invalid
     (job not open, stage outside its pool)."""
+
+
+class PublishFailed(UserError):
+    """The batch is recorded but its tasks could not all be handed to the broker. Nothing is lost: the
+    unpublished items stay ``queued`` and ``ghexport recover`` (or the periodic recovery) sends them."""
+
+    def __init__(self, batch_id: str, reason: str) -> None:
+        super().__init__(
+            f"batch {batch_id} is recorded, but its tasks could not be published ({reason}); they are sent by "
+            "`ghexport recover` (or a worker started with --beat) once the broker is reachable"
+        )
+        self.batch_id = batch_id

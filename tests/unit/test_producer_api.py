@@ -108,3 +108,23 @@ def test_retry_failed_requeues_only_failed_items(env: Env) -> None:
     drain(env)
     assert api.retry_failed(env.res, result.batch_id) == 1
     assert [m[0][0]["item_id"] if isinstance(m, list | tuple) else None for m in drain(env)] == [first.id]
+
+
+def test_a_broker_outage_after_commit_loses_nothing(env: Env) -> None:
+    from shared.celery_app import make_celery
+    from shared.errors import PublishFailed
+
+    env.res.__dict__["_celery"] = make_celery(env.settings, "redis://127.0.0.1:1/0")  # nothing listens there
+    with pytest.raises(PublishFailed, match="is recorded, but its tasks could not be published") as failed:
+        api.export_profiles(
+            env.res, connection_name="acme", profiles=[profile("p-1"), profile("p-2")],
+            target=api.ExportTarget.job(s.OPEN_JOB_ID),
+        )  # fmt: skip
+    batch_id = failed.value.batch_id
+    items = repo.batch_items(env.engine, batch_id)
+    assert [(i.status, i.enqueued_at) for i in items] == [("queued", None), ("queued", None)]
+
+    del env.res.__dict__["_celery"]  # the broker is back
+    assert api.republish_lost(env.res, older_than_s=0) == 2
+    assert len(drain(env)) == 2
+    assert all(i.enqueued_at is not None for i in repo.batch_items(env.engine, batch_id))
