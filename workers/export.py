@@ -19,7 +19,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.engine import Engine
@@ -101,6 +101,8 @@ class _Run:
     # --- store writes ---------------------------------------------------------------------------
 
     def save(self, **values: object) -> None:
+        """Store progress; each save also renews the lease, so a long but live run keeps its item."""
+        values.setdefault("lease_until", utcnow() + timedelta(seconds=self.cfg.lease_s))  # compared in SQL
         repo.update_item(self.d.engine, self.item_id, self.d.owner, **values)
         for k, v in values.items():
             setattr(self.item, k, v)

@@ -617,3 +617,19 @@ def test_a_record_that_never_becomes_readable_fails_after_the_sync_window(new_en
     assert env.export(item_id) == FAILED
     item = repo.get_item(env.engine, item_id)
     assert item is not None and item.error_cause == "not_found" and "not readable" in (item.error or "")
+
+
+def test_progress_renews_the_lease(new_env: Callable[..., Env]) -> None:
+    from workers.export import _Run
+
+    env = new_env(lease_s=60.0)
+    (item_id,) = env.batch([profile()]).to_enqueue
+    claimed = repo.claim_item(env.engine, item_id, env.deps.owner, lease_s=1.0)
+    assert claimed is not None and claimed.lease_until is not None
+    first_lease = claimed.lease_until
+
+    _Run(env.deps, claimed).save(warnings=["progress"])
+
+    renewed = repo.get_item(env.engine, item_id)
+    assert renewed is not None and renewed.lease_until is not None
+    assert (renewed.lease_until - first_lease).total_seconds() > 50
