@@ -111,16 +111,14 @@ def worker_command(concurrency: int, loglevel: str = "WARNING") -> list[str]:
 
 
 @contextmanager
-def demo_environment(
-    *, concurrency: int = 4, rate_limit: int = 300, window_s: float = 10.0, workdir: Path | None = None
-) -> Iterator[DemoEnv]:
+def demo_environment(*, concurrency: int = 4, rate_limit: int = 300, window_s: float = 10.0) -> Iterator[DemoEnv]:
     """Start the sandbox, the embedded broker and a worker in a fresh directory; stop them all after."""
     from shared.crypto import generate_key
     from shared.embedded import stop_embedded
     from shared.sandbox import Sandbox, SandboxConfig, SandboxServer
 
     with tempfile.TemporaryDirectory(prefix="ghexport-demo-") as tmp:
-        root = workdir or Path(tmp)
+        root = Path(tmp)
         sandbox = Sandbox(SandboxConfig(rate_limit=rate_limit, window_s=window_s))
         with SandboxServer(sandbox) as server:
             settings = Settings(
