@@ -79,7 +79,7 @@ def main() -> None:
 
     from fakeredis import TcpFakeServer
 
-    from shared.embedded import embedded_redis_url, stop_embedded
+    from shared.queue.embedded import embedded_redis_url, stop_embedded
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -19,9 +19,8 @@ import redis
 from pydantic import SecretStr
 
 from producer.demo import sample_profiles
-from shared import names
-from shared.messages import ExportItemMessage
-from shared.publishing import celery_for, publish
+from shared.queue import names
+from shared.queue.messages import ExportItemMessage
 from shared.resources import Resources
 from shared.settings import Settings
 from shared.store import repo
@@ -52,14 +51,14 @@ def _batch(conn_id: int) -> Batch:
 def ours(res: Resources, conn_id: int, profiles: list) -> float:  # type: ignore[type-arg]
     t0 = time.perf_counter()
     created = repo.create_batch(res.engine, _batch(conn_id), [repo.NewItem(p.id, p.snapshot()) for p in profiles])
-    publish(res, created.to_enqueue)
+    res.publish(created.to_enqueue)
     return time.perf_counter() - t0
 
 
 def naive(res: Resources, conn_id: int, profiles: list) -> float:  # type: ignore[type-arg]
     from sqlmodel import Session
 
-    app = celery_for(res)
+    app = res.celery
     task = app.signature(names.EXPORT_ITEM_TASK)
     batch = _batch(conn_id)
     t0 = time.perf_counter()
@@ -113,7 +112,7 @@ def main() -> None:
         finally:
             res.close()
             if args.broker == "embedded":
-                from shared.embedded import stop_embedded
+                from shared.queue.embedded import stop_embedded
 
                 stop_embedded(settings.embedded_dir)
     store = "PostgreSQL" if (args.database or "").startswith("postgresql") else "SQLite"

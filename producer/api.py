@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.connect_checks import find_user
-from shared.connections import get_connection
-from shared.errors import PublishFailed, TargetNotAllowed, UserError
-from shared.profiles import LineError, Profile
-from shared.publishing import publish
+from shared.connections.checks import find_user
+from shared.connections.service import get_connection
+from shared.connections.targets import check_target
+from shared.errors import PublishFailedError, TargetNotAllowedError, UserError
+from shared.profiles.model import LineError, Profile
 from shared.resources import Resources
 from shared.store import repo
 from shared.store.models import Batch, TargetKind
-from shared.targets import check_target
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class ExportTarget:
     @classmethod
     def prospect(cls, pool_id: int | None = None, stage_id: int | None = None) -> ExportTarget:
         if stage_id is not None and pool_id is None:
-            raise TargetNotAllowed("--stage needs --pool: a prospect stage belongs to a pool")
+            raise TargetNotAllowedError("--stage needs --pool: a prospect stage belongs to a pool")
         return cls(TargetKind.PROSPECT, pool_id=pool_id, stage_id=stage_id)
 
 
@@ -76,7 +75,7 @@ def export_profiles(
     """Record an export batch and enqueue one task per candidate to export.
 
     Raises :class:`shared.errors.UserError` (unknown connection, target not allowed, no Greenhouse user
-    with exactly ``user_email``) before anything is recorded, and :class:`shared.errors.PublishFailed`
+    with exactly ``user_email``) before anything is recorded, and :class:`shared.errors.PublishFailedError`
     (carrying the batch id) when the batch is recorded but the broker could not take its tasks.
     """
     conn = get_connection(res.engine, connection_name)
@@ -112,9 +111,10 @@ def export_profiles(
     )
     created = repo.create_batch(res.engine, batch, [repo.NewItem(p.id, p.snapshot()) for p in profiles])
     try:
-        publish(res, created.to_enqueue)
+        res.publish(created.to_enqueue)
     except Exception as exc:  # the broker is down or refused: the batch stands, recovery publishes it
-        raise PublishFailed(created.batch_id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PublishFailedError(created.batch_id, reason) from exc
     return ExportResult(created.batch_id, len(created.to_enqueue), created.skipped, list(rejected))
 
 
@@ -122,13 +122,13 @@ def retry_failed(res: Resources, batch_id: str | None = None) -> int:
     """Re-enqueue the failed items of one batch (or of every batch); returns how many."""
     if batch_id is not None and repo.get_batch(res.engine, batch_id) is None:
         raise UserError(f"no batch {batch_id}")
-    return publish(res, repo.requeue_failed(res.engine, batch_id))
+    return res.publish(repo.requeue_failed(res.engine, batch_id))
 
 
 def republish_lost(res: Resources, older_than_s: float | None = None) -> int:
     """Re-enqueue items still ``queued`` long after publishing (or never published)."""
     age = res.settings.export.requeue_after_s if older_than_s is None else older_than_s
-    return publish(res, repo.lost_items(res.engine, age))
+    return res.publish(repo.lost_items(res.engine, age))
 
 
 def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:

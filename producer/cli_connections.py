@@ -1,7 +1,7 @@
 """``ghexport connect | connections | disconnect | jobs | pools | keygen`` (operator contract).
 
-Thin typer commands over :mod:`shared.connections`; failures print one line on stderr and exit 1
-(:func:`producer.cli.handle_errors`). The client secret may come from ``GHX_CLIENT_SECRET`` instead of the
+Thin typer commands over :mod:`shared.connections.service`; failures print one line on stderr and exit 1
+(:func:`producer.cli_base.handle_errors`). The client secret may come from ``GHX_CLIENT_SECRET`` instead of the
 command line; it is never printed.
 """
 
@@ -13,15 +13,15 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from producer.cli import CliError, console, handle_errors, print_json, resources
+from producer.cli_base import CliError, console, handle_errors, print_json, resources
 
 if TYPE_CHECKING:
+    from shared.connections.lookups import Lookups
     from shared.harvest.client import HarvestClient
-    from shared.lookups import Lookups
 
 
 def _lookups_for(name: str) -> tuple[HarvestClient, Lookups]:
-    from shared.connections import get_connection
+    from shared.connections.service import get_connection
 
     res = resources()
     conn = get_connection(res.engine, name)
@@ -69,7 +69,7 @@ def connect_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Check a Greenhouse credential, its scopes, your user and the source; then store the connection."""
-    from shared.connections import connect, connection_summary
+    from shared.connections.service import connect, connection_summary
 
     if verify_prospect and verify_job is not None:
         raise CliError("use either --verify-prospect or --verify-job, not both")
@@ -110,7 +110,7 @@ def connections_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """List connections (never their secrets)."""
-    from shared.connections import connection_summary, list_connections
+    from shared.connections.service import connection_summary, list_connections
 
     rows = [connection_summary(c) for c in list_connections(resources().engine)]
     if as_json:
@@ -140,7 +140,7 @@ def disconnect_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Remove a connection: wipe its secret; its queued and sending items fail with "connection removed"."""
-    from shared.connections import disconnect
+    from shared.connections.service import disconnect
 
     failed = disconnect(resources().engine, name)
     if as_json:
@@ -197,7 +197,7 @@ def pools_cmd(
 
 def keygen_cmd() -> None:
     """Print a new key for GHX_SECRET_KEY (keep it safe: without it stored secrets cannot be read)."""
-    from shared.crypto import generate_key
+    from shared.connections.crypto import generate_key
 
     typer.echo(generate_key())
 

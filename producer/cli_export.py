@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from producer import api
-from producer.cli import CliError, console, err_console, handle_errors, print_json, resources
-from shared.profiles import read_profiles_file, select
+from producer.cli_base import CliError, console, err_console, handle_errors, print_json, resources
+from shared.profiles.model import read_profiles_file, select
 
 POLL_S = 0.5
 

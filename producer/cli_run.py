@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from producer import cli
-from producer.cli import CliError, console, handle_errors, print_json
+from producer import cli_base
+from producer.cli_base import CliError, console, handle_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +36,7 @@ def sandbox(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON line once ready.")] = False,
 ) -> None:
     """Run the local Harvest v3 sandbox until interrupted; prints its seeded credential."""
-    from shared.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
+    from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 
     config = SandboxConfig(
         rate_limit=rate_limit,
@@ -81,7 +81,7 @@ def worker(
     """Run a Celery worker for this app in the foreground."""
     from producer.demo import worker_command
 
-    res = cli.resources()
+    res = cli_base.resources()
     os.environ["GHX_BROKER_URL"] = res.broker_url  # resolve `embedded` once, for every child
     cmd = worker_command(concurrency, loglevel)
     if queues:
@@ -104,13 +104,13 @@ def demo(
     from producer import api
     from producer.cli_export import wait_for_batch
     from producer.demo import connect_demo, demo_environment, sample_profiles
-    from shared.sandbox import seed
+    from shared.harvest.sandbox import seed
 
     if candidates < 2:
         raise CliError("--candidates must be at least 2 (half prospects, half job candidates)")
     started = time.monotonic()
     with demo_environment(concurrency=concurrency) as env:
-        cli._resources = env.resources
+        cli_base.use_resources(env.resources)
         connect_demo(env)
         profiles = sample_profiles(candidates, existing_email=seed.EXISTING_EMAIL)
         half = candidates // 2
@@ -137,7 +137,7 @@ def demo(
             docs.append(wait_for_batch(b.batch_id, quiet=json_out, timeout_s=remaining))
         stats = env.sandbox.stats()  # type: ignore[attr-defined]
         records = len(env.sandbox.state_snapshot()["candidates"])  # type: ignore[attr-defined]
-        cli._resources = None
+        cli_base.use_resources(None)
         summary = _summary(docs, stats, records, time.monotonic() - started)
         if summary["exported"] != candidates:
             tail = env.worker_log.read_text(errors="replace").splitlines()[-20:]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from shared.profiles import Profile
+from shared.profiles.model import Profile
 from shared.resources import Resources
 from shared.settings import Settings
 
@@ -89,7 +89,7 @@ class DemoEnv:
 
 def worker_command(concurrency: int, loglevel: str = "WARNING") -> list[str]:
     """The command line of a Celery worker for this app (never imported by the producer)."""
-    from shared import names
+    from shared.queue import names
 
     return [
         sys.executable,
@@ -113,9 +113,9 @@ def worker_command(concurrency: int, loglevel: str = "WARNING") -> list[str]:
 @contextmanager
 def demo_environment(*, concurrency: int = 4, rate_limit: int = 300, window_s: float = 10.0) -> Iterator[DemoEnv]:
     """Start the sandbox, the embedded broker and a worker in a fresh directory; stop them all after."""
-    from shared.crypto import generate_key
-    from shared.embedded import stop_embedded
-    from shared.sandbox import Sandbox, SandboxConfig, SandboxServer
+    from shared.connections.crypto import generate_key
+    from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer
+    from shared.queue.embedded import stop_embedded
 
     with tempfile.TemporaryDirectory(prefix="ghexport-demo-") as tmp:
         root = Path(tmp)
@@ -154,8 +154,8 @@ def demo_environment(*, concurrency: int = 4, rate_limit: int = 300, window_s: f
 
 def connect_demo(env: DemoEnv) -> None:
     """Register the sandbox's seeded credential as connection ``demo`` (pools enabled)."""
-    from shared import connections
-    from shared.sandbox import seed
+    from shared.connections import service as connections
+    from shared.harvest.sandbox import seed
 
     connections.connect(
         env.settings,

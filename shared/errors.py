@@ -1,13 +1,54 @@
-"""Errors of our own (not Harvest's): bad input, bad configuration, refused requests.
+"""Every error greenhouse-export raises on purpose: one tree, split first by what the caller must do.
 
-Each carries a message meant for the operator or the platform: it names the record and field at fault
-and never includes a secret.
+::
+
+    ExporterError                         root: catch this to catch every error of ours
+    ├── UserError                         the request cannot be carried out as given: change it
+    │   ├── ConfigurationError            a missing or invalid setting (GHX_SECRET_KEY outside the demo...)
+    │   ├── ConnectionNotFoundError       no connection of that name (or it was removed)
+    │   ├── TargetNotAllowedError         target refused by the connection, or invalid (job not open...)
+    │   └── ConnectCheckError             ``connect`` refused the credential (shared.connections.checks)
+    ├── UnavailableError                  a service we depend on did not answer: try again later
+    │   ├── StoreUnavailableError         the result store (SQL)
+    │   └── BrokerUnavailableError        the broker or the Redis of the limiter and caches
+    │       └── PublishFailedError        the batch IS recorded; its tasks are sent once the broker is back
+    ├── LeaseLostError                    internal: another worker took the item over; stop quietly
+    └── HarvestError                      status, method, path, request_id (never PII or secrets)
+        ├── RetryableError                try again later; the same request may succeed
+        │   ├── RateLimitedError          429; retry_after_s from Retry-After / X-RateLimit-Reset
+        │   │   └── ThrottledError        our shared limiter refused before sending
+        │   ├── ServerError               5xx
+        │   ├── HarvestTimeoutError       no answer in time
+        │   └── HarvestConnectionError    connection refused, reset or dropped
+        └── PermanentError                the same request will fail again; fix input or configuration
+            ├── AuthenticationError       401 after one re-mint, or the token endpoint refused the credential
+            ├── PermissionDeniedError     403; missing_scope when the body names it
+            ├── NotFoundError             404
+            ├── InvalidRequestError       422 (or 400); field_errors
+            └── UnexpectedResponseError   2xx whose body carries errors, or a body we cannot parse
+
+Messages are meant for the operator or the platform: they name the record and field at fault and never
+include a secret. Harvest errors carry a short machine-readable :attr:`HarvestError.cause`, recorded on
+failed items. For a write, a :class:`RetryableError` other than :class:`RateLimitedError` means the outcome
+is *unknown*: the request may have been applied. :attr:`HarvestError.outcome_unknown` says so; callers
+reconcile (look the record up) instead of re-sending a create.
+
+This module is the bottom layer of ``shared``: it imports nothing of ours.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-class UserError(Exception):
+
+class ExporterError(Exception):
+    """Root of every error greenhouse-export raises on purpose."""
+
+
+# --- the request must change -------------------------------------------------------------------------
+
+
+class UserError(ExporterError):
     """A request that cannot be carried out as given; the message says what to change."""
 
 
@@ -15,22 +56,259 @@ class ConfigurationError(UserError):
     """A missing or invalid setting (``GHX_SECRET_KEY`` outside the demo, an unknown connection...)."""
 
 
-class ConnectionNotFound(UserError):
+class ConnectionNotFoundError(UserError):
     """No connection of that name (or it was removed)."""
 
 
-class TargetNotAllowed(UserError):
+class TargetNotAllowedError(UserError):
     """The export target is not allowed by the connection (prospects only, pools disabled) or is invalid
     (job not open, stage outside its pool)."""
 
 
-class PublishFailed(UserError):
+class ConnectCheckError(UserError):
+    """``connect`` refused to store a connection; the message says which check failed and how to fix it."""
+
+
+# --- a service we depend on is down --------------------------------------------------------------------
+
+
+class UnavailableError(ExporterError):
+    """A service we depend on (result store, broker, Redis) did not answer; nothing is wrong with the
+    request: try again once it is back."""
+
+
+class StoreUnavailableError(UnavailableError):
+    """The result store refused or failed a statement (unreachable, restarting, out of connections)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"result store error: {reason}")
+        self.reason = reason
+
+
+class BrokerUnavailableError(UnavailableError):
+    """The broker, or the Redis of the shared limiter and caches, cannot be reached."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot reach Redis/the broker: {reason}")
+        self.reason = reason
+
+
+class PublishFailedError(BrokerUnavailableError):
     """The batch is recorded but its tasks could not all be handed to the broker. Nothing is lost: the
     unpublished items stay ``queued`` and ``ghexport recover`` (or the periodic recovery) sends them."""
 
     def __init__(self, batch_id: str, reason: str) -> None:
-        super().__init__(
+        UnavailableError.__init__(
+            self,
             f"batch {batch_id} is recorded, but its tasks could not be published ({reason}); they are sent by "
-            "`ghexport recover` (or a worker started with --beat) once the broker is reachable"
+            "`ghexport recover` (or a worker started with --beat) once the broker is reachable",
         )
+        self.reason = reason
         self.batch_id = batch_id
+
+
+# --- internal signals ---------------------------------------------------------------------------------
+
+
+class LeaseLostError(ExporterError):
+    """A worker's write was refused: its lease on the item expired and another worker took it over (or
+    the item was finished meanwhile). The run stops without touching the item; never shown to a user."""
+
+
+# --- Harvest ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One validation problem reported by Harvest: the field (when named) and the message."""
+
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class HarvestError(ExporterError):
+    """Base of every error the Harvest client raises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """True when a write may have been applied although no success was seen."""
+        return False
+
+    @property
+    def cause(self) -> str:
+        """Short machine-readable cause recorded on failed items (``rate_limited``, ``forbidden``...)."""
+        return type(self).__name__
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}" if self.method and self.path else ""
+        status = f"HTTP {self.status}" if self.status is not None else ""
+        prefix = " ".join(p for p in (status, where) if p)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class RetryableError(HarvestError):
+    """Transient: the same request may succeed later."""
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.method not in (None, "GET", "HEAD")
+
+
+class RateLimitedError(RetryableError):
+    """HTTP 429. ``retry_after_s`` is how long Harvest asked us to wait (never None)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, method=method, path=path, request_id=request_id)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return False  # a 429 is refused before any work
+
+    @property
+    def cause(self) -> str:
+        return "rate_limited"
+
+
+class ThrottledError(RateLimitedError):
+    """Our own shared limiter refused a call before it was sent: wait ``retry_after_s``, then try again."""
+
+    @property
+    def cause(self) -> str:
+        return "throttled"
+
+
+class ServerError(RetryableError):
+    """HTTP 5xx."""
+
+    @property
+    def cause(self) -> str:
+        return "server_error"
+
+
+class HarvestTimeoutError(RetryableError):
+    """No response within the timeout."""
+
+    @property
+    def cause(self) -> str:
+        return "timeout"
+
+
+class HarvestConnectionError(RetryableError):
+    """The connection failed or was dropped before a complete response."""
+
+    @property
+    def cause(self) -> str:
+        return "connection_error"
+
+
+class PermanentError(HarvestError):
+    """Retrying the same request will not help: the input or the configuration must change."""
+
+
+class AuthenticationError(PermanentError):
+    """HTTP 401 (after one token re-mint), or the token endpoint refused the client id / secret."""
+
+    @property
+    def cause(self) -> str:
+        return "unauthorized"
+
+
+class PermissionDeniedError(PermanentError):
+    """HTTP 403: a scope is missing on the credential, or the acting user lacks a permission."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing_scope: str | None = None,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, method=method, path=path, request_id=request_id)
+        self.missing_scope = missing_scope
+
+    @property
+    def cause(self) -> str:
+        return "forbidden"
+
+
+class NotFoundError(PermanentError):
+    """HTTP 404: unknown route or record (a record created moments ago may not be readable yet)."""
+
+    @property
+    def cause(self) -> str:
+        return "not_found"
+
+
+class InvalidRequestError(PermanentError):
+    """HTTP 422 (or 400): Harvest rejected the request; ``field_errors`` says which fields and why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field_errors: list[FieldError] | None = None,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, method=method, path=path, request_id=request_id)
+        self.field_errors = field_errors or []
+
+    @property
+    def cause(self) -> str:
+        return "invalid"
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if self.field_errors:
+            return base + " (" + "; ".join(str(e) for e in self.field_errors) + ")"
+        return base
+
+
+class UnexpectedResponseError(PermanentError):
+    """A 2xx whose body carries errors, or a body that does not parse as the documented shape."""
+
+    @property
+    def cause(self) -> str:
+        return "unexpected_response"
+
+
+class OutcomeUnknownError(PermanentError):
+    """A create may have landed and there is no way to look the person up (no email): a human must check."""
+
+    @property
+    def cause(self) -> str:
+        return "outcome_unknown"

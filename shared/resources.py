@@ -1,35 +1,62 @@
-"""Process-wide resources built from :class:`Settings`: store engine, Redis client, Harvest plumbing.
+"""The one place that wires a process: settings -> store engine, Redis, Celery app, Harvest clients.
 
-Built lazily, once per process (the CLI at first use, a worker process in ``worker_process_init``), and
-closed on shutdown; never per task and never at import time.
+:class:`Resources` is built at the edge (the CLI at first use, a worker process after fork, the platform's
+backend once per process) and closed on shutdown; every collaborator is built lazily on first use, never
+at import and never per task. Tests and embedders pass their own pieces through the constructor's
+seams (an HTTP transport or client, a Redis client, a Celery app, an engine); what was passed in is used
+as is and left open by :meth:`Resources.close`, what was built here is closed by it.
+
+This is the top layer of ``shared``: it may import every domain package below it (harvest, store,
+profiles, connections, queue), and none of them imports it.
 """
 
 from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from shared.errors import BrokerUnavailableError, ExporterError, StoreUnavailableError
 from shared.settings import EMBEDDED, Settings
 
 if TYPE_CHECKING:
     import httpx
     import redis
+    from celery import Celery
     from sqlalchemy.engine import Engine
 
+    from shared.connections.lookups import Lookups
     from shared.harvest.auth import TokenCache
     from shared.harvest.client import HarvestClient
-    from shared.limiter import RateGate
-    from shared.lookups import Lookups
+    from shared.harvest.limiter import RateGate
     from shared.store.models import Connection
+
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
 
 
 class Resources:
     """Lazily built, process-wide collaborators. Thread-safe construction; ``close()`` releases them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        redis_client: redis.Redis | None = None,
+        http_client: httpx.Client | None = None,
+        http_transport: httpx.BaseTransport | None = None,
+        celery_app: Celery | None = None,
+    ) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._http_transport = http_transport
+        self._given: set[str] = set()
+        for name, value in (("engine", engine), ("redis", redis_client), ("http", http_client), ("celery", celery_app)):
+            if value is not None:
+                self.__dict__[name] = value  # pre-fills the cached_property of that name
+                self._given.add(name)
+
+    # --- infrastructure -------------------------------------------------------------------------------
 
     @cached_property
     def engine(self) -> Engine:
@@ -43,7 +70,7 @@ class Resources:
     def broker_url(self) -> str:
         """The broker URL, starting the embedded redis-server when the setting says ``embedded``."""
         if self.settings.broker_url == EMBEDDED:
-            from shared.embedded import embedded_redis_url
+            from shared.queue.embedded import embedded_redis_url
 
             return embedded_redis_url(self.settings.embedded_dir)
         return self.settings.broker_url
@@ -51,18 +78,15 @@ class Resources:
     @cached_property
     def redis_url(self) -> str:
         """Redis for the shared limiter and caches: explicit, else the broker's Redis, else embedded."""
+        from shared.queue.embedded import embedded_redis_url
+
         url = self.settings.redis_url
         if url == EMBEDDED or (url is None and self.settings.broker_url == EMBEDDED):
-            from shared.embedded import embedded_redis_url
-
             return embedded_redis_url(self.settings.embedded_dir)
         if url:
             return url
-        broker = self.broker_url
-        if broker.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
-            return broker
-        from shared.embedded import embedded_redis_url
-
+        if self.broker_url.startswith(REDIS_SCHEMES):
+            return self.broker_url
         return embedded_redis_url(self.settings.embedded_dir)
 
     @cached_property
@@ -76,12 +100,20 @@ class Resources:
         return redis_lib.Redis.from_url(url)
 
     @cached_property
+    def celery(self) -> Celery:
+        """The sending-side Celery app on :attr:`broker_url` (sends by task name; imports no task code)."""
+        from shared.queue.celery_app import make_celery
+
+        return make_celery(self.settings, self.broker_url)
+
+    @cached_property
     def http(self) -> httpx.Client:
         """One pooled HTTP client for every Harvest call of this process."""
         import httpx
 
         h = self.settings.harvest
         return httpx.Client(
+            transport=self._http_transport,
             timeout=httpx.Timeout(h.timeout_s, connect=h.connect_timeout_s),
             headers={"User-Agent": h.user_agent},
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
@@ -97,13 +129,15 @@ class Resources:
     @cached_property
     def limiter(self) -> RateGate:
         """The per-credential rate limiter shared by every process through Redis."""
-        from shared.limiter import make_rate_gate
+        from shared.harvest.limiter import make_rate_gate
 
         return make_rate_gate(self.redis if self.settings.limiter.enabled else None, self.settings.limiter)
 
+    # --- factories --------------------------------------------------------------------------------------
+
     def harvest_for(self, conn: Connection) -> HarvestClient:
         """A Harvest client on ``conn``'s credential, without ``sub`` (reads); ``.with_sub(id)`` writes."""
-        from shared.connections import reader_for
+        from shared.connections.service import reader_for
 
         return reader_for(
             conn, self.settings, http_client=self.http, token_cache=self.token_cache, limiter=self.limiter
@@ -111,7 +145,7 @@ class Resources:
 
     def lookups_for(self, conn: Connection, reader: HarvestClient | None = None) -> Lookups:
         """Cached lookups (jobs, pools, options, tags) of ``conn``, shared through Redis."""
-        from shared.lookups import Lookups
+        from shared.connections.lookups import Lookups
 
         return Lookups(
             reader or self.harvest_for(conn),
@@ -120,11 +154,52 @@ class Resources:
             self.settings.cache_ttl_s,
         )
 
+    def publish(self, item_ids: list[int]) -> int:
+        """Send one export task per item on :attr:`celery` and stamp them ``enqueued_at``."""
+        from shared.queue.publishing import publish
+
+        return publish(self.celery, self.engine, item_ids, chunk=self.settings.export.publish_chunk)
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+
     def close(self) -> None:
-        """Release what was built (connections, pools); safe to call more than once."""
+        """Release what was built here (pools, connections, the Celery app); safe to call more than once.
+
+        Collaborators passed to the constructor belong to the caller and are left open."""
         for name in ("limiter", "token_cache"):
             self.__dict__.pop(name, None)
-        for name, closer in (("http", "close"), ("redis", "close"), ("engine", "dispose")):
+        for name, closer in (("http", "close"), ("redis", "close"), ("celery", "close"), ("engine", "dispose")):
             obj = self.__dict__.pop(name, None)
-            if obj is not None:
+            if obj is not None and name not in self._given:
                 getattr(obj, closer)()
+        self._given.clear()
+
+    def __enter__(self) -> Resources:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def translate_error(exc: BaseException) -> ExporterError | None:
+    """The :class:`ExporterError` an infrastructure library's exception stands for, or None.
+
+    The result store's errors (SQLAlchemy) become :class:`StoreUnavailableError`; Redis's and the broker's
+    (redis-py, kombu) :class:`BrokerUnavailableError`; each with the first line of the library's reason.
+    """
+    import kombu.exceptions
+    import redis as redis_lib
+    import sqlalchemy.exc
+
+    if isinstance(exc, ExporterError):
+        return exc
+    if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+        return StoreUnavailableError(_first_line(getattr(exc, "orig", None) or exc))
+    if isinstance(exc, redis_lib.RedisError | kombu.exceptions.OperationalError):
+        return BrokerUnavailableError(_first_line(exc))
+    return None
+
+
+def _first_line(exc: BaseException | Any) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -7,10 +7,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from shared.crypto import generate_key
+from shared.connections.crypto import generate_key
 from shared.harvest.client import HarvestClient
-from shared.sandbox import Sandbox, SandboxConfig
-from shared.sandbox.seed import CLIENT_ID, CLIENT_SECRET
+from shared.harvest.sandbox import Sandbox, SandboxConfig
+from shared.harvest.sandbox.seed import CLIENT_ID, CLIENT_SECRET
 from shared.settings import HarvestSettings, LimiterSettings, Settings
 
 HARVEST_URL = "https://harvest.sandbox.test"

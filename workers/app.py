@@ -1,35 +1,51 @@
 """The Celery app of the workers: ``celery -A workers.app worker`` (or ``ghexport worker``).
 
-Resources (HTTP client, Redis, limiter, database engine) are built once per worker process after fork
-(``worker_process_init``) and closed at shutdown; never per task, never at import.
+Celery loads this module by name, so the app exists at import; it is built from :class:`Settings` read
+once here, and nothing else happens at import (no environment is written, no connection is opened). The
+embedded broker is resolved into this module's own settings copy when ``GHX_BROKER_URL`` says
+``embedded`` (``ghexport worker`` resolves it before starting Celery; plain ``celery -A workers.app``
+lands here). Resources (HTTP client, Redis, limiter, database engine) are built once per worker process
+after fork (``worker_process_init``) by :class:`~workers.runtime.WorkerRuntime` and closed at shutdown.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
-from celery import signals
+from celery import Celery, signals
 
-from shared import names
-from shared.celery_app import make_celery
+from shared.queue import names
+from shared.queue.celery_app import make_celery
 from shared.settings import EMBEDDED, Settings
-
-settings = Settings()
-if settings.broker_url == EMBEDDED:
-    # `ghexport worker` resolves this before starting Celery; plain `celery -A workers.app` lands here.
-    from shared.embedded import embedded_redis_url
-
-    os.environ["GHX_BROKER_URL"] = embedded_redis_url(settings.embedded_dir)
-    settings = Settings()
-
-app = make_celery(settings, settings.broker_url)
-app.conf.beat_schedule = {
-    "recover-lost-items": {"task": names.RECOVER_TASK, "schedule": settings.export.requeue_after_s / 3},
-}
-app.conf.include = ["workers.tasks"]
+from workers.runtime import WorkerRuntime
 
 log = logging.getLogger("ghexport.worker")
+
+
+def worker_settings() -> Settings:
+    """Settings from the environment, with an ``embedded`` broker resolved to its socket URL."""
+    settings = Settings()
+    if settings.broker_url == EMBEDDED:
+        from shared.queue.embedded import embedded_redis_url
+
+        settings = settings.model_copy(update={"broker_url": embedded_redis_url(settings.embedded_dir)})
+    return settings
+
+
+def create_app(settings: Settings) -> Celery:
+    """The workers' Celery app: the shared configuration, the periodic recovery and the task modules."""
+    celery_app = make_celery(settings, settings.broker_url)
+    celery_app.conf.beat_schedule = {
+        "recover-lost-items": {"task": names.RECOVER_TASK, "schedule": settings.export.requeue_after_s / 3},
+    }
+    celery_app.conf.include = ["workers.tasks"]
+    return celery_app
+
+
+settings = worker_settings()
+app = create_app(settings)
+runtime = WorkerRuntime(settings)
+
 # httpx logs every request URL at INFO; lookup URLs carry candidates' emails, which never reach a log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
@@ -37,13 +53,9 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 @signals.worker_process_init.connect
 def _init_process(**_: object) -> None:
-    from workers import runtime
-
-    runtime.start(settings)
+    runtime.start()
 
 
 @signals.worker_process_shutdown.connect
 def _close_process(**_: object) -> None:
-    from workers import runtime
-
     runtime.stop()

@@ -24,20 +24,24 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.engine import Engine
 
-from shared.errors import ConnectionNotFound
-from shared.harvest.client import HarvestClient
-from shared.harvest.errors import (
+from shared.connections.service import load_connection
+from shared.errors import (
+    ConnectionNotFoundError,
     HarvestError,
+    LeaseLostError,
+    OutcomeUnknownError,
     PermanentError,
     RateLimitedError,
     RetryableError,
 )
-from shared.mapping import MappedCandidate, OptionIndex, Target, map_profile
-from shared.profiles import Profile
+from shared.harvest.client import HarvestClient
+from shared.profiles.mapping import MappedCandidate, Target, map_profile
+from shared.profiles.model import Profile
+from shared.resources import Resources
 from shared.settings import Settings
 from shared.store import people, repo
 from shared.store.models import Batch, Connection, DuplicatePolicy, Item, ItemStatus, aware, utcnow
-from workers.outcome import Defer, Finished, NotClaimed, Outcome, RetryLater
+from workers.outcome import Finished, MustWaitError, NotClaimed, Outcome, RetryLater
 from workers.parts import PartsWriter, find_application
 
 log = logging.getLogger("ghexport.worker")
@@ -54,19 +58,22 @@ RECORD_EXPORTED_BEFORE = "exported_before"
 
 @dataclass
 class ExportDeps:
-    """Collaborators of :func:`export_item`, built once per worker process."""
+    """Collaborators of :func:`export_item`: the process's resources, who we are, the clock and jitter."""
 
-    settings: Settings
-    engine: Engine
-    load_connection: Callable[[int], Connection]
-    client_for: Callable[[Connection], HarvestClient]
-    """A client on the connection's credential, without ``sub`` (the credential's service account)."""
-    options_for: Callable[[Connection, HarvestClient], OptionIndex]
-    tags_for: Callable[[Connection, HarvestClient], dict[str, int]]
-    invalidate_tags: Callable[[Connection], None]
+    res: Resources
+    """Store engine, Harvest clients and the shared lookups of this process (:mod:`shared.resources`)."""
     owner: str
+    """Lease owner written on claimed items (``host:pid``)."""
     jitter: Callable[[float, float], float] = field(default=random.uniform)
     now: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def settings(self) -> Settings:
+        return self.res.settings
+
+    @property
+    def engine(self) -> Engine:
+        return self.res.engine
 
 
 def export_item(deps: ExportDeps, item_id: int) -> Outcome:
@@ -77,7 +84,7 @@ def export_item(deps: ExportDeps, item_id: int) -> Outcome:
     run = _Run(deps, item)
     try:
         return run.run()
-    except repo.LeaseLost as exc:
+    except LeaseLostError as exc:
         return NotClaimed(str(exc))
     except Exception as exc:
         # A bug, or an answer we cannot handle: count the attempt, so the item ends failed after
@@ -86,7 +93,7 @@ def export_item(deps: ExportDeps, item_id: int) -> Outcome:
         return run.retry(run.backoff_s(), "internal_error", f"internal error: {type(exc).__name__}", counts=True)
 
 
-class _Skip(Exception):
+class _SkipError(Exception):
     """Stop this run: the item ends ``skipped`` with ``reason``."""
 
 
@@ -147,20 +154,20 @@ class _Run:
         batch = repo.get_batch(self.d.engine, self.item.batch_id)
         assert batch is not None, "an item always has its batch"
         try:
-            conn = self.d.load_connection(self.item.connection_id)
-        except ConnectionNotFound:
+            conn = load_connection(self.d.engine, self.item.connection_id)
+        except ConnectionNotFoundError:
             return self.fail("connection_removed", "connection removed")
         try:
             profile = Profile.from_snapshot(self.item.profile)
         except PydanticValidationError as exc:
             return self.fail("invalid_profile", f"stored profile {self.item.profile_id} is invalid: {exc}")
-        reader = self.d.client_for(conn)
+        reader = self.d.res.harvest_for(conn)
         writer = reader.with_sub(batch.user_id)
         try:
             self.export(batch, conn, profile, reader, writer)
-        except Defer as exc:
+        except MustWaitError as exc:
             return self.retry(exc.countdown_s, "waiting", exc.reason, counts=False)
-        except _Skip as exc:
+        except _SkipError as exc:
             repo.finish_item(
                 self.d.engine,
                 self.item_id,
@@ -203,7 +210,7 @@ class _Run:
         mapped = map_profile(
             profile,
             target,
-            self.d.options_for(conn, reader),
+            self.d.res.lookups_for(conn, reader).options().index(),
             dummy_emails=batch.dummy_emails,
             dummy_email_domain=self.cfg.dummy_email_domain,
             skills_custom_field=self.cfg.skills_custom_field,
@@ -223,7 +230,8 @@ class _Run:
             parts.employments(mapped)
         elif record == RECORD_EMAIL_MATCH and (mapped.educations or mapped.employments):
             self.warn("educations and employments not added: the person already had a Greenhouse record")
-        parts.tags(mapped, lambda: self.d.tags_for(conn, reader), lambda: self.d.invalidate_tags(conn))
+        lookups = self.d.res.lookups_for(conn, reader)
+        parts.tags(mapped, lookups.tag_ids, lambda: lookups.invalidate("tags"))
         if record != RECORD_EXPORTED_BEFORE:  # the first export added the note
             parts.note(mapped)
 
@@ -253,7 +261,7 @@ class _Run:
                 if conn.duplicate_policy == DuplicatePolicy.SKIP:
                     if person is not None:
                         people.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
-                    raise _Skip(f"a person with this email is already in Greenhouse (candidate {match})")
+                    raise _SkipError(f"a person with this email is already in Greenhouse (candidate {match})")
                 self.warn(f"linked to the existing Greenhouse candidate {match} (same email)")
                 self.set_record(match, RECORD_EMAIL_MATCH, linked_existing=True)
                 people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
@@ -277,9 +285,9 @@ class _Run:
         """Another item holds the create right: wait while it works, take over once it stopped."""
         holder = repo.get_item(self.d.engine, holder_id) if holder_id is not None else None
         if holder is not None and holder.status in ItemStatus.ACTIVE:
-            raise Defer(self.cfg.in_progress_retry_s, "another export of this profile is in progress")
+            raise MustWaitError(self.cfg.in_progress_retry_s, "another export of this profile is in progress")
         if not people.take_over_person(self.d.engine, person_id, holder_id, self.item_id):
-            raise Defer(self.cfg.in_progress_retry_s, "another export of this profile took the create right")
+            raise MustWaitError(self.cfg.in_progress_retry_s, "another export of this profile took the create right")
         if holder is not None and holder.create_sent_at is not None and self.item.create_sent_at is None:
             self.save(create_sent_at=holder.create_sent_at)  # its create may have landed: reconcile
 
@@ -288,7 +296,7 @@ class _Run:
     ) -> bool:
         """An earlier create may have succeeded: look the person up instead of creating again.
 
-        True when the record was found and adopted; raises :class:`Defer` while Greenhouse may still be
+        True when the record was found and adopted; raises :class:`MustWaitError` while Greenhouse may still be
         making it readable; False once the sync window passed with no record (safe to create).
         """
         sent_at = self.item.create_sent_at
@@ -303,27 +311,19 @@ class _Run:
                 people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
             return True
         if not mapped.emails:
-            raise PermanentOutcomeUnknown(
+            raise OutcomeUnknownError(
                 "the create may have reached Greenhouse and this profile has no email to look it up by: "
                 "check Greenhouse for the person, then re-export with --include-exported or --dummy-emails"
             )
         age_s = (self.d.now() - aware(sent_at)).total_seconds()
         if age_s < self.cfg.reconcile_window_s:
-            raise Defer(
+            raise MustWaitError(
                 self.cfg.reconcile_interval_s,
                 "create outcome unknown; waiting for Greenhouse to show the record before creating again",
             )
         self.warn("an earlier create was not found after the sync window; created again")
         self.save(create_sent_at=None)
         return False
-
-
-class PermanentOutcomeUnknown(PermanentError):
-    """A create may have landed, and there is no way to look the person up: a human must check."""
-
-    @property
-    def cause(self) -> str:
-        return "outcome_unknown"
 
 
 def lookup_person(reader: HarvestClient, emails: list[str]) -> int | None:

@@ -33,7 +33,7 @@ class NotClaimed:
 Outcome = Finished | RetryLater | NotClaimed
 
 
-class Defer(Exception):
+class MustWaitError(Exception):
     """Raised inside a run: stop, put the item back and try again after ``countdown_s``, without counting
     an attempt (waiting for Greenhouse or for another item is not a failure)."""
 

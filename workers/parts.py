@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from shared.errors import HarvestError, InvalidRequestError, NotFoundError
 from shared.harvest.client import HarvestClient
-from shared.harvest.errors import HarvestError, NotFoundError, ValidationError
 from shared.harvest.models import CreateApplication, CreateNote, JobApplication, ProspectApplication
-from shared.mapping import MappedCandidate, normalise_name
+from shared.profiles.mapping import MappedCandidate, normalise_name
 from shared.store.models import TargetKind
-from workers.outcome import Defer
+from workers.outcome import MustWaitError
 
 if TYPE_CHECKING:
     from workers.export import _Run
@@ -68,7 +68,7 @@ class PartsWriter:
                     f"Greenhouse candidate {self.cid} is still not readable after the sync window (deleted or merged?)"
                 )
             self._save()
-            raise Defer(run.cfg.reconcile_interval_s, f"waiting for Greenhouse to show candidate {self.cid}")
+            raise MustWaitError(run.cfg.reconcile_interval_s, f"waiting for Greenhouse to show candidate {self.cid}")
         self._readable = True
 
     def _save(self) -> None:
@@ -90,7 +90,7 @@ class PartsWriter:
         self._save()
         try:
             created = self.writer.create_application(CreateApplication.for_candidate(self.cid, app))
-        except ValidationError:
+        except InvalidRequestError:
             self.readable()
             found = find_application(self.reader, self.cid, kind, job_id, pool_id)
             if found is None:
@@ -151,7 +151,7 @@ class PartsWriter:
             self._save()
             try:
                 done[str(n)] = create(body).id
-            except ValidationError as exc:
+            except InvalidRequestError as exc:
                 self.run.warn(f"{label} {n} left out: {exc}")
                 done[str(n)] = None
             self.parts[key] = done
@@ -184,7 +184,7 @@ class PartsWriter:
             if tag_id is None:
                 try:
                     tag_id = self.writer.create_tag(name).id
-                except ValidationError:  # created meanwhile by another worker
+                except InvalidRequestError:  # created meanwhile by another worker
                     refresh()
                     tag_id = lookup(name)
                     if tag_id is None:
@@ -192,7 +192,7 @@ class PartsWriter:
                 refresh()
             try:
                 done[name] = self.writer.apply_tag(self.cid, tag_id).id
-            except ValidationError as exc:
+            except InvalidRequestError as exc:
                 self.readable()
                 applied = {t.candidate_tag_id for t in self.reader.list_applied_tags([self.cid])}
                 if tag_id not in applied:
@@ -216,7 +216,7 @@ class PartsWriter:
                     visibility=NOTE_VISIBILITY,
                 )
             )
-        except ValidationError as exc:  # Greenhouse rejected it: nothing was written
+        except InvalidRequestError as exc:  # Greenhouse rejected it: nothing was written
             self.run.warn(f"profile note left out: {exc}")
             return
         except HarvestError as exc:

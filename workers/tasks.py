@@ -1,5 +1,5 @@
 """Thin Celery tasks: parse the message, call the plain export function, turn its outcome into ack or
-retry. Registered under the stable names of :mod:`shared.names`."""
+retry. Registered under the stable names of :mod:`shared.queue.names`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from typing import Any
 from celery import Task
 from pydantic import ValidationError
 
-from shared import names
-from shared.celery_app import safe_countdown
-from shared.messages import ExportItemMessage
-from workers import runtime
-from workers.app import app
+from shared.queue import names
+from shared.queue.celery_app import safe_countdown
+from shared.queue.messages import ExportItemMessage
+from workers.app import app, runtime
 from workers.export import export_item
 from workers.outcome import Finished, NotClaimed, RetryLater
 
@@ -52,11 +51,10 @@ def export_item_task(self: Task, message: Any) -> str:
 @app.task(name=names.RECOVER_TASK)
 def recover_task() -> int:
     """Re-enqueue items the broker lost (still ``queued`` long after publishing, or stale ``sending``)."""
-    from shared.publishing import publish
     from shared.store import repo
 
     res = runtime.resources()
-    n = publish(res, repo.lost_items(res.engine, res.settings.export.requeue_after_s))
+    n = res.publish(repo.lost_items(res.engine, res.settings.export.requeue_after_s))
     if n:
         log.warning("re-enqueued %d lost items", n)
     return n

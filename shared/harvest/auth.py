@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel, SecretStr
 from pydantic import ValidationError as PydanticValidationError
 
-from shared.harvest.errors import AuthenticationError, UnexpectedResponseError
+from shared.errors import AuthenticationError, UnexpectedResponseError
 from shared.harvest.models import TokenResponse
 from shared.harvest.ratelimit import error_for_response
 

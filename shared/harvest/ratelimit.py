@@ -14,22 +14,23 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 import httpx
 
-from shared.harvest.errors import (
+from shared.errors import (
     AuthenticationError,
     FieldError,
     HarvestConnectionError,
     HarvestError,
     HarvestTimeoutError,
+    InvalidRequestError,
     NotFoundError,
     PermanentError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
     UnexpectedResponseError,
-    ValidationError,
 )
 
 LIMIT_HEADER = "X-RateLimit-Limit"
@@ -153,6 +154,15 @@ def _message(body: object, response: httpx.Response, field_errors: list[FieldErr
     return response.reason_phrase or f"HTTP {response.status_code}"
 
 
+class _Where(TypedDict):
+    """Where an error happened: the fields every :class:`HarvestError` carries."""
+
+    status: int
+    method: str
+    path: str
+    request_id: str | None
+
+
 def error_for_response(
     response: httpx.Response, method: str, path: str, *, now: float | None = None
 ) -> HarvestError | None:
@@ -163,35 +173,30 @@ def error_for_response(
     status = response.status_code
     body = _body(response)
     field_errors = _field_errors(body)
-    kw: dict[str, object] = {
-        "status": status,
-        "method": method.upper(),
-        "path": path,
-        "request_id": response.headers.get(REQUEST_ID_HEADER),
-    }
+    kw = _Where(status=status, method=method.upper(), path=path, request_id=response.headers.get(REQUEST_ID_HEADER))
     if status < 400:
         if isinstance(body, dict) and body.get("errors"):
             msg = "; ".join(str(e) for e in field_errors) or "response body carries errors"
-            return UnexpectedResponseError(msg, **kw)  # type: ignore[arg-type]
+            return UnexpectedResponseError(msg, **kw)
         return None
     message = _message(body, response, field_errors)
     if status in (400, 422):
-        return ValidationError(message, field_errors=field_errors, **kw)
+        return InvalidRequestError(message, field_errors=field_errors, **kw)
     if status == 401:
-        return AuthenticationError(message, **kw)  # type: ignore[arg-type]
+        return AuthenticationError(message, **kw)
     if status == 403:
         text = response.text if body is None else json.dumps(body)
         match = _SCOPE_RE.search(text)
         return PermissionDeniedError(message, missing_scope=match.group(0) if match else None, **kw)
     if status == 404:
-        return NotFoundError(message, **kw)  # type: ignore[arg-type]
+        return NotFoundError(message, **kw)
     if status == 429:
         at = time.time() if now is None else now
         wait = retry_after_seconds(response.headers, at, DEFAULT_RATE_LIMIT_WAIT_S)
         return RateLimitedError(message, retry_after_s=wait, **kw)
     if status == 408 or status >= 500:
-        return ServerError(message, **kw)  # type: ignore[arg-type]
-    return PermanentError(message, **kw)  # type: ignore[arg-type]
+        return ServerError(message, **kw)
+    return PermanentError(message, **kw)
 
 
 def should_retry_quickly(exc: BaseException, method: str) -> bool:

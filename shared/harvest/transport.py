@@ -21,14 +21,15 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from shared.harvest.auth import Credential, OAuth2ClientCredentials, TokenCache
-from shared.harvest.errors import (
+from shared.errors import (
     HarvestConnectionError,
     HarvestError,
     HarvestTimeoutError,
     RateLimitedError,
     UnexpectedResponseError,
 )
+from shared.harvest.auth import Credential, OAuth2ClientCredentials, TokenCache
+from shared.harvest.limiter import NullRateLimiter, RateGate
 from shared.harvest.ratelimit import (
     QUICK_RETRY_ERRORS,
     RateLimitInfo,
@@ -36,7 +37,6 @@ from shared.harvest.ratelimit import (
     parse_rate_limit,
     should_retry_quickly,
 )
-from shared.limiter import NullRateLimiter, RateGate
 from shared.settings import Settings
 
 API_PREFIX = "/v3"  # [P PAGE]

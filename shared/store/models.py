@@ -1,6 +1,6 @@
 """Result store tables (SQLModel; SQLite by default, PostgreSQL in production; schema by Alembic).
 
-These rows are never task messages or API payloads: messages carry ids only (``shared.messages``).
+These rows are never task messages or API payloads: messages carry ids only (``shared.queue.messages``).
 
 Item status model (grows with the roadmap, see ``docs/design.md``)::
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from shared.errors import LeaseLostError
 from shared.store.models import Batch, Item, ItemStatus, Person, utcnow
 
 CHUNK = 500
@@ -154,12 +155,8 @@ def claim_item(engine: Engine, item_id: int, owner: str, lease_s: float) -> Item
     return get_item(engine, item_id)
 
 
-class LeaseLost(Exception):
-    """The item is no longer ``sending`` for this owner (lease expired and taken over, or removed)."""
-
-
 def update_item(engine: Engine, item_id: int, owner: str, /, **values: Any) -> None:
-    """Write progress on an item this worker holds; raises :class:`LeaseLost` otherwise.
+    """Write progress on an item this worker holds; raises :class:`LeaseLostError` otherwise.
 
     ``owner`` is positional-only so ``values`` may set the column ``owner`` (finish and release clear it).
     """
@@ -171,7 +168,7 @@ def update_item(engine: Engine, item_id: int, owner: str, /, **values: Any) -> N
     )
     with engine.begin() as conn:
         if conn.execute(stmt).rowcount != 1:
-            raise LeaseLost(f"item {item_id} is no longer held by {owner}")
+            raise LeaseLostError(f"item {item_id} is no longer held by {owner}")
 
 
 def finish_item(engine: Engine, item_id: int, owner: str, status: str, **values: Any) -> None:

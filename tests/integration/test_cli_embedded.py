@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.crypto import generate_key
-from shared.embedded import stop_embedded
-from shared.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
+from shared.connections.crypto import generate_key
+from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
+from shared.queue.embedded import stop_embedded
 
 GHEXPORT = str(Path(sys.executable).with_name("ghexport"))
 MIXED = Path(__file__).parents[1] / "data" / "profiles_mixed.jsonl"

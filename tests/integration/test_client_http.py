@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from shared.harvest import errors as e
+from shared import errors as e
 from shared.harvest.auth import Credential
 from shared.harvest.client import HarvestClient
-from shared.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
+from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.settings import HarvestSettings, Settings
 from tests.unit.test_client_sandbox import (
     FAULTS,

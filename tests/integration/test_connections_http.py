@@ -10,8 +10,9 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from shared.connect_checks import CredentialRefused, MissingPermissions, UserMappingFailed
-from shared.connections import (
+from shared.connections.checks import CredentialRefusedError, MissingPermissionsError, UserMappingError
+from shared.connections.lookups import Lookups
+from shared.connections.service import (
     CONNECTION_REMOVED,
     connect,
     credential_for,
@@ -20,10 +21,10 @@ from shared.connections import (
     list_connections,
     load_connection,
 )
-from shared.errors import ConnectionNotFound, TargetNotAllowed
-from shared.lookups import Lookups
-from shared.sandbox import Sandbox, SandboxConfig, SandboxServer
-from shared.sandbox.seed import (
+from shared.connections.targets import check_target
+from shared.errors import ConnectionNotFoundError, TargetNotAllowedError
+from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer
+from shared.harvest.sandbox.seed import (
     ALL_SCOPES,
     CLIENT_ID,
     CLIENT_SECRET,
@@ -37,7 +38,6 @@ from shared.sandbox.seed import (
 from shared.settings import Settings
 from shared.store.db import open_store
 from shared.store.models import Batch, Item, ItemStatus
-from shared.targets import check_target
 from tests.connections_helpers import make_settings
 
 pytestmark = pytest.mark.integration
@@ -111,7 +111,7 @@ def test_connect_verify_and_disconnect_over_http(settings, engine, sandbox) -> N
         (ItemStatus.FAILED, CONNECTION_REMOVED),
         (ItemStatus.SYNCED, None),
     ]
-    with pytest.raises(ConnectionNotFound, match=CONNECTION_REMOVED):
+    with pytest.raises(ConnectionNotFoundError, match=CONNECTION_REMOVED):
         load_connection(engine, stored.id)
 
     again = _connect(settings, engine)  # rotation / reconnection revives the same row
@@ -120,12 +120,12 @@ def test_connect_verify_and_disconnect_over_http(settings, engine, sandbox) -> N
 
 
 def test_connect_failures_over_http(settings, engine, sandbox) -> None:
-    with pytest.raises(CredentialRefused):
+    with pytest.raises(CredentialRefusedError):
         _connect(settings, engine, client_secret=SecretStr("wrong"))
     sandbox.add_credential("few", "few-secret", [s for s in ALL_SCOPES if s != "harvest:close_reasons:list"])
-    with pytest.raises(MissingPermissions, match=r"Get Close Reasons \(harvest:close_reasons:list\)"):
+    with pytest.raises(MissingPermissionsError, match=r"Get Close Reasons \(harvest:close_reasons:list\)"):
         _connect(settings, engine, client_id="few", client_secret=SecretStr("few-secret"))
-    with pytest.raises(UserMappingFailed, match="did you mean"):
+    with pytest.raises(UserMappingError, match="did you mean"):
         _connect(settings, engine, user_email=RECRUITER_EMAIL.upper())
     assert list_connections(engine) == []
 
@@ -133,13 +133,13 @@ def test_connect_failures_over_http(settings, engine, sandbox) -> None:
 def test_check_target_over_http(settings, engine) -> None:
     conn = _connect(settings, engine, enable_pools=True).connection
     with httpx.Client() as http:
-        from shared.connections import reader_for
+        from shared.connections.service import reader_for
 
         reader = reader_for(conn, settings, http_client=http)
         assert conn.id is not None
         lookups = Lookups(reader, conn.id, None, 60.0)
         check_target(conn, "job", OPEN_JOB_ID, None, None, lookups)
-        with pytest.raises(TargetNotAllowed, match=f"job {CLOSED_JOB_ID} is not open"):
+        with pytest.raises(TargetNotAllowedError, match=f"job {CLOSED_JOB_ID} is not open"):
             check_target(conn, "job", CLOSED_JOB_ID, None, None, lookups)
-        with pytest.raises(TargetNotAllowed, match="does not belong to prospect pool"):
+        with pytest.raises(TargetNotAllowedError, match="does not belong to prospect pool"):
             check_target(conn, "prospect", None, POOL_ID, POOL_2_STAGE_ID, lookups)

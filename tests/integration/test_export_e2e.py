@@ -18,10 +18,10 @@ from pydantic import SecretStr
 
 from producer import api
 from producer.demo import sample_profiles, worker_command
-from shared import connections
-from shared.crypto import generate_key
+from shared.connections import service as connections
+from shared.connections.crypto import generate_key
+from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.resources import Resources
-from shared.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.settings import Settings
 from shared.store import repo
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.harvest.errors import ThrottledError
+from shared.errors import ThrottledError
+from shared.harvest.limiter import RedisRateLimiter
 from shared.harvest.ratelimit import RateLimitInfo
-from shared.limiter import RedisRateLimiter
 from shared.settings import LimiterSettings
 
 pytestmark = pytest.mark.integration

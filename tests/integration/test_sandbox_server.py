@@ -8,8 +8,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shared.sandbox import Sandbox, SandboxServer
-from shared.sandbox import seed as s
+from shared.harvest.sandbox import Sandbox, SandboxServer
+from shared.harvest.sandbox import seed as s
 
 
 def test_token_list_create_and_drop_over_loopback() -> None:

@@ -11,18 +11,17 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from shared.connections import connect
-from shared.crypto import generate_key
-from shared.profiles import Profile
+from shared.connections.crypto import generate_key
+from shared.connections.service import connect
+from shared.harvest.sandbox import Sandbox, SandboxConfig
+from shared.harvest.sandbox import seed as s
+from shared.profiles.model import Profile
 from shared.resources import Resources
-from shared.sandbox import Sandbox, SandboxConfig
-from shared.sandbox import seed as s
 from shared.settings import ExportSettings, HarvestSettings, LimiterSettings, Settings
 from shared.store import repo
 from shared.store.models import Batch, Connection, TargetKind
 from workers.export import ExportDeps, export_item
 from workers.outcome import Outcome
-from workers.runtime import build_deps
 
 SANDBOX_T0 = 1_800_000_000.0
 WORKER_T0 = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
@@ -131,10 +130,8 @@ def make_env(database_url: str, *, sandbox_config: dict[str, Any] | None = None,
     config = {"rate_limit": 10_000, **(sandbox_config or {})}
     sandbox = Sandbox(SandboxConfig(**config), clock=clock.now, sleep=lambda _s: None)
     settings = make_settings(database_url, **export)
-    res = Resources(settings)
-    http = httpx.Client(transport=sandbox.transport())
-    res.__dict__["http"] = http
-    res.__dict__["redis"] = fakeredis.FakeRedis()
+    res = Resources(settings, http_transport=sandbox.transport(), redis_client=fakeredis.FakeRedis())
+    http = res.http
     conn = connect(
         settings,
         res.engine,
@@ -145,10 +142,7 @@ def make_env(database_url: str, *, sandbox_config: dict[str, Any] | None = None,
         enable_pools=True,
         http_client=http,
     ).connection
-    deps = build_deps(res)
-    deps.owner = "test-worker"
-    deps.jitter = lambda lo, hi: hi
-    deps.now = clock.dt
+    deps = ExportDeps(res=res, owner="test-worker", jitter=lambda lo, hi: hi, now=clock.dt)
     return Env(sandbox, clock, settings, res, deps, conn, http)
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from shared.harvest import errors as e
+from shared import errors as e
 from shared.harvest.auth import Credential, TokenCache
 from shared.harvest.client import HarvestClient
 from shared.harvest.models import CreateCandidate, CreateNote, EmailAddress

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from shared.harvest import errors as e
+from shared import errors as e
 from shared.harvest.auth import Credential
 from shared.harvest.client import HarvestClient
 from shared.harvest.models import (
@@ -29,7 +29,7 @@ from shared.harvest.models import (
     JobApplication,
     ProspectApplication,
 )
-from shared.sandbox import Sandbox, SandboxConfig, seed
+from shared.harvest.sandbox import Sandbox, SandboxConfig, seed
 from shared.settings import Settings
 
 Make = Callable[..., HarvestClient]
@@ -158,7 +158,7 @@ def check_forbidden(make: Make, sandbox_add: Callable[[str, str, list[str]], Non
 
 
 def check_validation(make: Make) -> None:
-    with pytest.raises(e.ValidationError) as info:
+    with pytest.raises(e.InvalidRequestError) as info:
         make().create_education(CreateEducation(candidate_id=1))
     assert [f.field for f in info.value.field_errors] == ["candidate_id"]
     assert make().probe("POST", "/candidates") == 422

@@ -11,9 +11,15 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from shared import connect_checks
-from shared.connect_checks import CredentialRefused, MissingPermissions, SourceProblem, UserMappingFailed
-from shared.connections import (
+from shared.connections import checks as connect_checks
+from shared.connections.checks import (
+    CredentialRefusedError,
+    MissingPermissionsError,
+    SourceProblemError,
+    UserMappingError,
+)
+from shared.connections.crypto import MISSING_KEY, generate_key
+from shared.connections.service import (
     CONNECTION_REMOVED,
     connect,
     connection_summary,
@@ -23,10 +29,9 @@ from shared.connections import (
     list_connections,
     load_connection,
 )
-from shared.crypto import MISSING_KEY, generate_key
-from shared.errors import ConfigurationError, ConnectionNotFound, TargetNotAllowed, UserError
-from shared.sandbox import Sandbox
-from shared.sandbox.seed import (
+from shared.errors import ConfigurationError, ConnectionNotFoundError, TargetNotAllowedError, UserError
+from shared.harvest.sandbox import Sandbox
+from shared.harvest.sandbox.seed import (
     ALL_SCOPES,
     CLIENT_ID,
     CLIENT_SECRET,
@@ -40,7 +45,7 @@ from shared.sandbox.seed import (
     SOURCE_ID,
     SOURCE_NAME,
 )
-from shared.scopes import REQUIRED, REQUIRED_SCOPES
+from shared.harvest.scopes import REQUIRED, REQUIRED_SCOPES
 from shared.settings import Settings
 from shared.store.db import open_store
 from shared.store.models import Batch, Connection, Item, ItemStatus
@@ -110,7 +115,7 @@ def test_distinct_users_whose_emails_differ_only_in_case_map_to_their_own_ids(se
 
 
 def test_wrong_secret_is_refused_and_nothing_stored(settings, engine, http) -> None:
-    with pytest.raises(CredentialRefused) as err:
+    with pytest.raises(CredentialRefusedError) as err:
         _connect(settings, engine, http, client_secret=SecretStr("not-the-secret"))
     assert f"refused the client id {CLIENT_ID} or its client secret" in str(err.value)
     assert "not-the-secret" not in str(err.value)
@@ -121,7 +126,7 @@ def test_every_missing_scope_is_named_in_one_message(settings, engine, http, san
     removed = {"harvest:candidates:merge", "harvest:notes:create", "harvest:prospect_pool_stages:list"}
     sandbox.add_credential("limited", "limited-secret", [s for s in ALL_SCOPES if s not in removed])
 
-    with pytest.raises(MissingPermissions) as err:
+    with pytest.raises(MissingPermissionsError) as err:
         _connect(settings, engine, http, client_id="limited", client_secret=SecretStr("limited-secret"))
 
     assert {p.scope for p in err.value.missing} == removed
@@ -139,13 +144,13 @@ def test_every_missing_scope_is_named_in_one_message(settings, engine, http, san
 
 def test_credential_with_no_scope_lists_all_of_them(settings, engine, http, sandbox) -> None:
     sandbox.add_credential("bare", "bare-secret", [])
-    with pytest.raises(MissingPermissions) as err:
+    with pytest.raises(MissingPermissionsError) as err:
         _connect(settings, engine, http, client_id="bare", client_secret=SecretStr("bare-secret"))
     assert len(err.value.missing) == len(REQUIRED)
 
 
 def test_email_differing_only_in_case_is_refused_with_a_suggestion(settings, engine, http) -> None:
-    with pytest.raises(UserMappingFailed) as err:
+    with pytest.raises(UserMappingError) as err:
         _connect(settings, engine, http, user_email="RECRUITER.ONE@sandbox.example")
     message = str(err.value)
     assert message.startswith("no Greenhouse user has exactly the email RECRUITER.ONE@sandbox.example; did you mean")
@@ -154,17 +159,17 @@ def test_email_differing_only_in_case_is_refused_with_a_suggestion(settings, eng
 
 
 def test_unknown_email_is_refused(settings, engine, http) -> None:
-    with pytest.raises(UserMappingFailed, match=r"no Greenhouse user has the email nobody@x\.example;"):
+    with pytest.raises(UserMappingError, match=r"no Greenhouse user has the email nobody@x\.example;"):
         _connect(settings, engine, http, user_email="nobody@x.example")
 
 
 def test_deactivated_user_is_refused(settings, engine, http) -> None:
-    with pytest.raises(UserMappingFailed, match="is deactivated"):
+    with pytest.raises(UserMappingError, match="is deactivated"):
         _connect(settings, engine, http, user_email=DEACTIVATED_EMAIL)
 
 
 def test_missing_source_says_how_to_create_it(settings, engine, http) -> None:
-    with pytest.raises(SourceProblem) as err:
+    with pytest.raises(SourceProblemError) as err:
         _connect(settings, engine, http, source_name="Nope")
     assert "there is no source named Nope" in str(err.value)
     assert (
@@ -174,7 +179,7 @@ def test_missing_source_says_how_to_create_it(settings, engine, http) -> None:
 
 
 def test_source_with_another_strategy_is_explained(settings, engine, http) -> None:
-    with pytest.raises(SourceProblem, match="the source LinkedIn exists with the strategy Social Media"):
+    with pytest.raises(SourceProblemError, match="the source LinkedIn exists with the strategy Social Media"):
         _connect(settings, engine, http, source_name="LinkedIn")
 
 
@@ -220,7 +225,7 @@ def test_verify_job_exports_to_the_open_job(settings, engine, http, sandbox) -> 
 
 def test_verify_job_refuses_a_closed_job_and_stores_nothing(settings, engine, http, sandbox) -> None:
     before = len(sandbox.state_snapshot()["candidates"])
-    with pytest.raises(TargetNotAllowed, match=f"job {CLOSED_JOB_ID} is not open \\(status closed\\)"):
+    with pytest.raises(TargetNotAllowedError, match=f"job {CLOSED_JOB_ID} is not open \\(status closed\\)"):
         _connect(settings, engine, http, verify=CLOSED_JOB_ID)
     assert len(sandbox.state_snapshot()["candidates"]) == before
     assert list_connections(engine) == []
@@ -255,7 +260,7 @@ def test_readback_gives_up_after_the_wait(settings, engine) -> None:
     def sleep(s: float) -> None:
         clock[0] += s
 
-    with http_for(sandbox) as http, pytest.raises(connect_checks.VerificationFailed) as err:
+    with http_for(sandbox) as http, pytest.raises(connect_checks.VerificationError) as err:
         _connect(
             settings,
             engine,
@@ -273,7 +278,7 @@ def test_readback_gives_up_after_the_wait(settings, engine) -> None:
 def test_secret_never_reaches_a_log_line(settings, engine, http, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     _connect(settings, engine, http, verify="prospect")
-    with pytest.raises(CredentialRefused):
+    with pytest.raises(CredentialRefusedError):
         _connect(settings, engine, http, name="bad", client_secret=SecretStr("wrong-" + CLIENT_SECRET))
     assert caplog.records, "connect should log its progress"
     everything = caplog.text + "".join(repr(r.args) for r in caplog.records)
@@ -330,18 +335,18 @@ def test_disconnect_fails_unfinished_items_and_keeps_the_row(settings, engine, h
         assert (items[f"p{n}"].error, items[f"p{n}"].error_cause) == (CONNECTION_REMOVED, "connection_removed")
     assert items["p3"].error is None
     assert row is not None and row.removed_at is not None and row.client_secret_encrypted == ""
-    with pytest.raises(ConnectionNotFound, match=r"^connection removed$"):
+    with pytest.raises(ConnectionNotFoundError, match=r"^connection removed$"):
         load_connection(engine, conn.id)
-    with pytest.raises(ConnectionNotFound, match="was removed"):
+    with pytest.raises(ConnectionNotFoundError, match="was removed"):
         get_connection(engine, "acme")
     assert list_connections(engine) == []
     assert [c.name for c in list_connections(engine, include_removed=True)] == ["acme"]
-    with pytest.raises(ConnectionNotFound):
+    with pytest.raises(ConnectionNotFoundError):
         disconnect(engine, "acme")
 
 
 def test_load_and_get_unknown_connections(engine) -> None:
-    with pytest.raises(ConnectionNotFound, match="does not exist"):
+    with pytest.raises(ConnectionNotFoundError, match="does not exist"):
         load_connection(engine, 12345)
-    with pytest.raises(ConnectionNotFound, match="connection ghost does not exist"):
+    with pytest.raises(ConnectionNotFoundError, match="connection ghost does not exist"):
         get_connection(engine, "ghost")

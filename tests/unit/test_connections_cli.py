@@ -10,11 +10,10 @@ import pytest
 from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
-import producer.cli as cli
-from producer.cli import _register_commands, app
-from shared.resources import Resources
-from shared.sandbox import Sandbox
-from shared.sandbox.seed import (
+import producer.cli_base as cli
+from producer.cli import app, register_commands
+from shared.harvest.sandbox import Sandbox
+from shared.harvest.sandbox.seed import (
     CLIENT_ID,
     CLIENT_SECRET,
     CLOSED_JOB_ID,
@@ -28,6 +27,7 @@ from shared.sandbox.seed import (
     STAGE_2_ID,
     STAGE_ID,
 )
+from shared.resources import Resources
 from shared.store.db import open_store
 from tests.connections_helpers import http_for, make_sandbox, make_settings
 
@@ -37,7 +37,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module", autouse=True)
 def _commands() -> None:
     if not any(c.name == "connect" for c in app.registered_commands):
-        _register_commands()
+        register_commands()
 
 
 @pytest.fixture
@@ -48,10 +48,12 @@ def sandbox() -> Sandbox:
 @pytest.fixture
 def res(sqlite_url: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
     """Process resources wired to the sandbox (MockTransport), fakeredis and a SQLite store."""
-    resources = Resources(make_settings(sqlite_url))
-    resources.__dict__["engine"] = open_store(sqlite_url)
-    resources.__dict__["http"] = http_for(sandbox)
-    resources.__dict__["redis"] = fakeredis.FakeRedis()
+    resources = Resources(
+        make_settings(sqlite_url),
+        engine=open_store(sqlite_url),
+        http_client=http_for(sandbox),
+        redis_client=fakeredis.FakeRedis(),
+    )
     monkeypatch.setattr(cli, "_resources", resources)
     monkeypatch.delenv("GHX_CLIENT_SECRET", raising=False)
     monkeypatch.setattr(cli.console, "width", 250)  # tables unwrapped, so cells can be asserted

@@ -6,10 +6,10 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from shared.crypto import MISSING_KEY, decrypt_secret, encrypt_secret, generate_key
+from shared.connections.crypto import MISSING_KEY, decrypt_secret, encrypt_secret, generate_key
 from shared.errors import ConfigurationError
-from shared.sandbox.seed import ALL_SCOPES
-from shared.scopes import REQUIRED, REQUIRED_SCOPES, missing_message
+from shared.harvest.sandbox.seed import ALL_SCOPES
+from shared.harvest.scopes import REQUIRED, REQUIRED_SCOPES, missing_message
 
 
 def test_round_trip_and_ciphertext_hides_the_secret() -> None:

@@ -9,10 +9,11 @@ import fakeredis
 import httpx
 import pytest
 
-from shared.errors import TargetNotAllowed
+from shared.connections.lookups import Lookups, OptionLists, PoolWithStages
+from shared.connections.targets import check_target
+from shared.errors import TargetNotAllowedError
 from shared.harvest.client import HarvestClient
-from shared.lookups import Lookups, OptionLists, PoolWithStages
-from shared.sandbox.seed import (
+from shared.harvest.sandbox.seed import (
     BACKEND_TAG_ID,
     CLOSED_JOB_ID,
     DEGREE_OPTIONS,
@@ -26,7 +27,6 @@ from shared.sandbox.seed import (
     STAGE_ID,
 )
 from shared.store.models import Connection
-from shared.targets import check_target
 from tests.connections_helpers import http_for, make_sandbox, make_settings, seeded_reader
 
 
@@ -79,42 +79,42 @@ def test_open_job_is_allowed(reader) -> None:
 
 @pytest.mark.parametrize(("job_id", "status"), [(CLOSED_JOB_ID, "closed"), (DRAFT_JOB_ID, "draft")])
 def test_job_that_is_not_open_is_refused_with_its_status(reader, job_id, status) -> None:
-    with pytest.raises(TargetNotAllowed) as err:
+    with pytest.raises(TargetNotAllowedError) as err:
         check_target(conn(), "job", job_id, None, None, lookups(reader))
     assert str(err.value) == f"job {job_id} is not open (status {status})"
 
 
 def test_unknown_job_is_refused(reader) -> None:
-    with pytest.raises(TargetNotAllowed, match="job 999 does not exist"):
+    with pytest.raises(TargetNotAllowedError, match="job 999 does not exist"):
         check_target(conn(), "job", 999, None, None, lookups(reader))
 
 
 def test_prospects_only_connection_refuses_a_job_target_but_takes_prospects(reader) -> None:
-    with pytest.raises(TargetNotAllowed, match="connection acme exports prospects only"):
+    with pytest.raises(TargetNotAllowedError, match="connection acme exports prospects only"):
         check_target(conn(prospects_only=True), "job", OPEN_JOB_ID, None, None, lookups(reader))
     check_target(conn(prospects_only=True), "prospect", None, None, None, lookups(reader))
     check_target(conn(prospects_only=True), "prospect", OPEN_JOB_ID, None, None, lookups(reader))
 
 
 def test_prospect_for_a_closed_job_is_refused(reader) -> None:
-    with pytest.raises(TargetNotAllowed, match=f"job {CLOSED_JOB_ID} is not open"):
+    with pytest.raises(TargetNotAllowedError, match=f"job {CLOSED_JOB_ID} is not open"):
         check_target(conn(), "prospect", CLOSED_JOB_ID, None, None, lookups(reader))
 
 
 def test_pool_needs_pools_enabled(reader) -> None:
-    with pytest.raises(TargetNotAllowed, match="does not have prospect pools enabled"):
+    with pytest.raises(TargetNotAllowedError, match="does not have prospect pools enabled"):
         check_target(conn(), "prospect", None, POOL_ID, None, lookups(reader))
     check_target(conn(pools=True), "prospect", None, POOL_ID, STAGE_2_ID, lookups(reader))
     check_target(conn(pools=True), "prospect", None, POOL_2_ID, POOL_2_STAGE_ID, lookups(reader))
 
 
 def test_unknown_pool_is_refused(reader) -> None:
-    with pytest.raises(TargetNotAllowed, match="prospect pool 404404 does not exist"):
+    with pytest.raises(TargetNotAllowedError, match="prospect pool 404404 does not exist"):
         check_target(conn(pools=True), "prospect", None, 404404, None, lookups(reader))
 
 
 def test_stage_outside_its_pool_is_refused_naming_the_pool_stages(reader) -> None:
-    with pytest.raises(TargetNotAllowed) as err:
+    with pytest.raises(TargetNotAllowedError) as err:
         check_target(conn(pools=True), "prospect", None, POOL_ID, POOL_2_STAGE_ID, lookups(reader))
     message = str(err.value)
     assert message.startswith(f"stage {POOL_2_STAGE_ID} does not belong to prospect pool {POOL_ID}")
@@ -122,11 +122,11 @@ def test_stage_outside_its_pool_is_refused_naming_the_pool_stages(reader) -> Non
 
 
 def test_stage_without_pool_and_pool_on_a_job_target_are_refused(reader) -> None:
-    with pytest.raises(TargetNotAllowed, match="needs its prospect pool"):
+    with pytest.raises(TargetNotAllowedError, match="needs its prospect pool"):
         check_target(conn(pools=True), "prospect", None, None, STAGE_ID, lookups(reader))
-    with pytest.raises(TargetNotAllowed, match="prospect exports only"):
+    with pytest.raises(TargetNotAllowedError, match="prospect exports only"):
         check_target(conn(pools=True), "job", OPEN_JOB_ID, POOL_ID, None, lookups(reader))
-    with pytest.raises(TargetNotAllowed, match="needs a job id"):
+    with pytest.raises(TargetNotAllowedError, match="needs a job id"):
         check_target(conn(), "job", None, None, None, lookups(reader))
 
 

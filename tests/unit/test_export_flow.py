@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from shared.connections import disconnect
-from shared.sandbox import seed as s
+from shared.connections.service import disconnect
+from shared.harvest.sandbox import seed as s
 from shared.store import people, repo
 from shared.store.models import Connection, DuplicatePolicy, ItemStatus, TargetKind, utcnow
 from tests.unit.export_fixtures import Env, make_env, profile
@@ -542,11 +542,11 @@ def test_unexpected_error_counts_attempts_then_fails_the_item(
 
 
 def test_note_rejected_by_greenhouse_is_a_warning_not_a_failure(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.errors import FieldError, InvalidRequestError
     from shared.harvest.client import HarvestClient
-    from shared.harvest.errors import FieldError, ValidationError
 
     def reject(self: HarvestClient, body: Any) -> Any:  # the sandbox accepts every note we send
-        raise ValidationError("Validation error", status=422, method="POST", path="/v3/notes",
+        raise InvalidRequestError("Validation error", status=422, method="POST", path="/v3/notes",
                               field_errors=[FieldError("body", "is too long")])  # fmt: skip
 
     monkeypatch.setattr(HarvestClient, "create_note", reject)

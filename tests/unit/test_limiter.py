@@ -7,9 +7,9 @@ import time
 import fakeredis
 import pytest
 
-from shared.harvest.errors import ThrottledError
+from shared.errors import ThrottledError
+from shared.harvest.limiter import MAX_BLOCK_S, NullRateLimiter, RedisRateLimiter, make_rate_gate
 from shared.harvest.ratelimit import RateLimitInfo
-from shared.limiter import MAX_BLOCK_S, NullRateLimiter, RedisRateLimiter, make_rate_gate
 from shared.settings import LimiterSettings
 
 

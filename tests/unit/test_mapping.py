@@ -17,7 +17,7 @@ from shared.harvest.models import (
     JobApplication,
     ProspectApplication,
 )
-from shared.mapping import (
+from shared.profiles.mapping import (
     EducationPlan,
     EmploymentPlan,
     MappedCandidate,
@@ -27,7 +27,7 @@ from shared.mapping import (
     java_string_hash,
     map_profile,
 )
-from shared.profiles import Profile, read_profiles_file
+from shared.profiles.model import Profile, read_profiles_file
 
 DATA = Path(__file__).parent.parent / "data"
 DOMAIN = "seekout.example.com"
@@ -158,7 +158,7 @@ def test_dummy_email_format_and_negative_double_dash() -> None:
 
 
 def test_dummy_email_is_deterministic_across_processes() -> None:
-    code = "from shared.mapping import dummy_email; print(dummy_email('p-1001', 'x.example'))"
+    code = "from shared.profiles.mapping import dummy_email; print(dummy_email('p-1001', 'x.example'))"
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],

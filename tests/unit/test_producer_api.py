@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from producer import api
-from shared.errors import TargetNotAllowed
-from shared.profiles import read_profiles_file
-from shared.publishing import celery_for
-from shared.sandbox import seed as s
+from shared.errors import TargetNotAllowedError
+from shared.harvest.sandbox import seed as s
+from shared.profiles.model import read_profiles_file
+from shared.resources import Resources
 from shared.store import repo
 from tests.unit.export_fixtures import Env, make_env, profile
 
@@ -25,7 +25,7 @@ def env(sqlite_url: str) -> Env:
 
 def drain(env: Env) -> list[dict[str, object]]:
     """Every message waiting on the in-memory broker's export queue (and remove them)."""
-    app = celery_for(env.res)
+    app = env.res.celery
     out = []
     with app.connection_for_read() as conn:
         queue = conn.SimpleQueue("ghexport.export")
@@ -74,15 +74,15 @@ def test_bad_lines_are_reported_and_good_lines_exported(env: Env) -> None:
     ],
 )
 def test_targets_are_checked_before_anything_is_recorded(env: Env, target, message: str) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(TargetNotAllowed, match=message):
+    with pytest.raises(TargetNotAllowedError, match=message):
         api.export_profiles(env.res, connection_name="acme", profiles=[profile("p-9")], target=target())
     assert drain(env) == []
 
 
 def test_acting_user_must_match_email_exactly(env: Env) -> None:
-    from shared.connect_checks import UserMappingFailed
+    from shared.connections.checks import UserMappingError
 
-    with pytest.raises(UserMappingFailed, match="exactly"):
+    with pytest.raises(UserMappingError, match="exactly"):
         api.export_profiles(
             env.res, connection_name="acme", profiles=[profile("p-9")],
             target=api.ExportTarget.job(s.OPEN_JOB_ID), user_email=s.RECRUITER_EMAIL.upper(),
@@ -111,20 +111,23 @@ def test_retry_failed_requeues_only_failed_items(env: Env) -> None:
 
 
 def test_a_broker_outage_after_commit_loses_nothing(env: Env) -> None:
-    from shared.celery_app import make_celery
-    from shared.errors import PublishFailed
+    from shared.errors import PublishFailedError
+    from shared.queue.celery_app import make_celery
 
-    env.res.__dict__["_celery"] = make_celery(env.settings, "redis://127.0.0.1:1/0")  # nothing listens there
-    with pytest.raises(PublishFailed, match="is recorded, but its tasks could not be published") as failed:
+    broker_down = make_celery(env.settings, "redis://127.0.0.1:1/0")  # nothing listens there
+    res_broker_down = Resources(
+        env.settings, engine=env.engine, http_client=env.http, redis_client=env.res.redis, celery_app=broker_down
+    )
+    with pytest.raises(PublishFailedError, match="is recorded, but its tasks could not be published") as failed:
         api.export_profiles(
-            env.res, connection_name="acme", profiles=[profile("p-1"), profile("p-2")],
+            res_broker_down, connection_name="acme", profiles=[profile("p-1"), profile("p-2")],
             target=api.ExportTarget.job(s.OPEN_JOB_ID),
         )  # fmt: skip
     batch_id = failed.value.batch_id
     items = repo.batch_items(env.engine, batch_id)
     assert [(i.status, i.enqueued_at) for i in items] == [("queued", None), ("queued", None)]
 
-    del env.res.__dict__["_celery"]  # the broker is back
+    res_broker_down.close()  # the broker is back: env.res publishes on the in-memory broker
     assert api.republish_lost(env.res, older_than_s=0) == 2
     assert len(drain(env)) == 2
     assert all(i.enqueued_at is not None for i in repo.batch_items(env.engine, batch_id))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.profiles import (
+from shared.profiles.model import (
     MAX_LIST_ITEMS,
     LineError,
     Profile,

@@ -7,7 +7,7 @@ import email.utils
 import httpx
 import pytest
 
-from shared.harvest import errors as e
+from shared import errors as e
 from shared.harvest.ratelimit import (
     DEFAULT_RATE_LIMIT_WAIT_S,
     MAX_RETRY_AFTER_S,
@@ -74,8 +74,8 @@ def _resp(status: int, body: object = None, headers: dict[str, str] | None = Non
         (201, {"id": 1}, None),
         (201, {"id": 1, "errors": []}, None),
         (201, {"errors": [{"message": "boom"}]}, e.UnexpectedResponseError),
-        (400, {"message": "bad"}, e.ValidationError),
-        (422, {"message": "bad"}, e.ValidationError),
+        (400, {"message": "bad"}, e.InvalidRequestError),
+        (422, {"message": "bad"}, e.InvalidRequestError),
         (401, {"message": "expired"}, e.AuthenticationError),
         (403, {"message": "no"}, e.PermissionDeniedError),
         (404, {"message": "Resource not found"}, e.NotFoundError),
@@ -101,7 +101,7 @@ def test_validation_error_carries_field_errors_and_request_id() -> None:
         "errors": [{"field": "first_name", "message": "is required"}, {"message": "general"}],
     }
     err = error_for_response(_resp(422, body, {"X-Request-Id": "req-9"}), "POST", "/v3/candidates")
-    assert isinstance(err, e.ValidationError)
+    assert isinstance(err, e.InvalidRequestError)
     assert err.message == "Validation error"
     assert err.field_errors == [e.FieldError("first_name", "is required"), e.FieldError(None, "general")]
     assert err.request_id == "req-9"
@@ -162,7 +162,7 @@ def test_error_never_echoes_the_request_body() -> None:
         (e.RateLimitedError("x", retry_after_s=1), "GET", False),
         (e.ThrottledError("x", retry_after_s=1), "GET", False),
         (e.NotFoundError("x"), "GET", False),
-        (e.ValidationError("x"), "GET", False),
+        (e.InvalidRequestError("x"), "GET", False),
         (ValueError("x"), "GET", False),
     ],
 )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.sandbox import seed as s
+from shared.harvest.sandbox import seed as s
 from tests.unit.test_sandbox_support import Env, make_env
 
 GRANT = {"grant_type": "client_credentials"}
@@ -170,7 +170,7 @@ def test_rate_limit_window_rolls_and_is_per_credential() -> None:
 
 
 def test_every_route_scope_is_a_known_scope() -> None:
-    from shared.sandbox.app import ROUTES
+    from shared.harvest.sandbox.app import ROUTES
 
     used = {route.scope for route in ROUTES}
     assert used == set(s.ALL_SCOPES)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shared.sandbox import DropConnection, Sandbox, SandboxConfig
-from shared.sandbox import seed as s
-from shared.sandbox.faults import RANDOM_KINDS
+from shared.harvest.sandbox import DropConnectionError, Sandbox, SandboxConfig
+from shared.harvest.sandbox import seed as s
+from shared.harvest.sandbox.faults import RANDOM_KINDS
 from tests.unit.test_sandbox_support import BASE_URL, Api, Env, make_env
 
 
@@ -60,7 +60,7 @@ def test_drop_faults_look_like_a_dropped_socket(api: Api, kind: str, written: in
 def test_handle_raises_drop_connection(env: Env) -> None:
     env.sandbox.inject_fault("drop_before", method="GET", path="/v3/jobs")
     request = httpx.Request("GET", f"{BASE_URL}/v3/jobs", headers=env.headers())
-    with pytest.raises(DropConnection):
+    with pytest.raises(DropConnectionError):
         env.sandbox.handle(request)
 
 

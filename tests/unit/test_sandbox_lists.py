@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shared.sandbox import seed as s
+from shared.harvest.sandbox import seed as s
 from tests.unit.test_sandbox_support import BASE_URL, Api, Env, fields_of, make_env
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from shared.sandbox import Sandbox, SandboxConfig
-from shared.sandbox.seed import ADMIN_USER_ID, CLIENT_ID, CLIENT_SECRET
+from shared.harvest.sandbox import Sandbox, SandboxConfig
+from shared.harvest.sandbox.seed import ADMIN_USER_ID, CLIENT_ID, CLIENT_SECRET
 
 BASE_URL = "http://sandbox.test"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.harvest import models as m
-from shared.sandbox import seed as s
+from shared.harvest.sandbox import seed as s
 from tests.unit.test_sandbox_support import Api, Env, fields_of, make_env
 
 PDF = base64.b64encode(b"%PDF-1.7 fake").decode()

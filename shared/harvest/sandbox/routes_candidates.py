@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from shared.sandbox import routes_applications as apps
-from shared.sandbox.routing import Ctx, Route, paginate, reply
-from shared.sandbox.state import Record, State, iso
-from shared.sandbox.validate import F, check_body, check_members, invalid, not_found
+from shared.harvest.sandbox import routes_applications as apps
+from shared.harvest.sandbox.routing import Ctx, Route, paginate, reply
+from shared.harvest.sandbox.state import Record, State, iso
+from shared.harvest.sandbox.validate import F, check_body, check_members, invalid, not_found
 
 
 def _typed(*types: str) -> F:

@@ -1,6 +1,6 @@
 """The checks ``ghexport connect`` runs against Greenhouse before it stores a connection.
 
-Each check raises a :class:`ConnectCheckFailed` subclass whose message says exactly what to fix; none
+Each check raises a :class:`ConnectCheckError` subclass whose message says exactly what to fix; none
 of them writes anything to Greenhouse except :func:`verify_export`, which creates one test candidate on
 request. Messages name client ids, user emails and ids (operator data), never a secret.
 """
@@ -13,12 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from shared.errors import UserError
+from shared.errors import AuthenticationError, ConnectCheckError, InvalidRequestError, PermissionDeniedError
 from shared.harvest.client import HarvestClient
-from shared.harvest.errors import AuthenticationError, PermissionDeniedError, ValidationError
 from shared.harvest.models import CreateCandidate, EmailAddress, Source, User
-from shared.mapping import Target
-from shared.scopes import MISSING_STATUS, REQUIRED, Permission, missing_message
+from shared.harvest.scopes import MISSING_STATUS, REQUIRED, Permission, missing_message
+from shared.profiles.mapping import Target
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +27,11 @@ TEST_LAST_NAME = "Test"
 READBACK_POLL_S = 0.5
 
 
-class ConnectCheckFailed(UserError):
-    """A connect-time check failed; the message says what to fix in Greenhouse or on the command line."""
-
-
-class CredentialRefused(ConnectCheckFailed):
+class CredentialRefusedError(ConnectCheckError):
     """The token endpoint refused the client id or secret."""
 
 
-class MissingPermissions(ConnectCheckFailed):
+class MissingPermissionsError(ConnectCheckError):
     """The credential lacks scopes; ``missing`` lists every one of them."""
 
     def __init__(self, message: str, missing: list[Permission]) -> None:
@@ -44,32 +39,32 @@ class MissingPermissions(ConnectCheckFailed):
         self.missing = missing
 
 
-class UserMappingFailed(ConnectCheckFailed):
+class UserMappingError(ConnectCheckError):
     """No active Greenhouse user has exactly the connecting email."""
 
 
-class SourceProblem(ConnectCheckFailed):
+class SourceProblemError(ConnectCheckError):
     """The source is missing or has another strategy than Prospecting."""
 
 
-class VerificationFailed(ConnectCheckFailed):
+class VerificationError(ConnectCheckError):
     """The test export was refused or could not be read back."""
 
 
 def check_credential(reader: HarvestClient) -> None:
-    """Mint a token for the credential; raise :class:`CredentialRefused` when Greenhouse refuses it."""
+    """Mint a token for the credential; raise :class:`CredentialRefusedError` when Greenhouse refuses it."""
     try:
         reader.mint_token()
     except AuthenticationError:
-        raise CredentialRefused(
+        raise CredentialRefusedError(
             f"Greenhouse refused the client id {reader.credential.client_id} or its client secret: check "
             "both against the Harvest v3 (OAuth) credential in Configure > Dev Center > API Credentials"
         ) from None
 
 
 def check_scopes(reader: HarvestClient, required: tuple[Permission, ...] = REQUIRED) -> list[str]:
-    """Probe every permission; return the granted scopes, or raise :class:`MissingPermissions` naming
-    every missing one. Probes carry no ``sub`` and have no side effects (see :mod:`shared.scopes`)."""
+    """Probe every permission; return the granted scopes, or raise :class:`MissingPermissionsError` naming
+    every missing one. Probes carry no ``sub`` and have no side effects (see :mod:`shared.harvest.scopes`)."""
     missing: list[Permission] = []
     for perm in required:
         path = perm.path + ("?per_page=1" if perm.method == "GET" else "")
@@ -77,7 +72,7 @@ def check_scopes(reader: HarvestClient, required: tuple[Permission, ...] = REQUI
         if status == MISSING_STATUS:
             missing.append(perm)
     if missing:
-        raise MissingPermissions(missing_message(reader.credential.client_id, missing), missing)
+        raise MissingPermissionsError(missing_message(reader.credential.client_id, missing), missing)
     return list(dict.fromkeys(p.scope for p in required))
 
 
@@ -100,18 +95,18 @@ def find_user(reader: HarvestClient, email: str) -> User:
         return active[0]
     if exact:
         user = exact[0]
-        raise UserMappingFailed(
+        raise UserMappingError(
             f"the Greenhouse user with the email {email} (id {user.id}) is deactivated; reactivate them "
             "in Configure > Users, or connect with the email of an active user"
         )
     folded = email.casefold()
     near = sorted({e for u in users if not u.deactivated for e in _emails(u) if e.casefold() == folded and e != email})
     if near:
-        raise UserMappingFailed(
+        raise UserMappingError(
             f"no Greenhouse user has exactly the email {email}; did you mean {' or '.join(near)}? "
             "(emails are compared case sensitively)"
         )
-    raise UserMappingFailed(
+    raise UserMappingError(
         f"no Greenhouse user has the email {email}; connect with the email of your Greenhouse user "
         "(Configure > Users), exactly as it is written there"
     )
@@ -125,7 +120,7 @@ def _how_to_create(name: str) -> str:
 
 
 def find_source(reader: HarvestClient, name: str) -> Source:
-    """The source named exactly ``name`` whose strategy is Prospecting; raise :class:`SourceProblem`
+    """The source named exactly ``name`` whose strategy is Prospecting; raise :class:`SourceProblemError`
     explaining how to create it, or that it exists with another strategy."""
     sources = reader.list_sources()
     named = [s for s in sources if s.name == name]
@@ -134,13 +129,13 @@ def find_source(reader: HarvestClient, name: str) -> Source:
             return source
     if named:
         strategy = named[0].type.name if named[0].type is not None else None
-        raise SourceProblem(
+        raise SourceProblemError(
             f"the source {name} exists with the strategy {strategy or 'none'}, but the export needs the "
             f"strategy {PROSPECTING}; {_how_to_create(name)} (or pass --source-name)"
         )
     near = sorted({s.name for s in sources if s.name.casefold() == name.casefold()})
     hint = f" (did you mean {' or '.join(near)}? names are compared exactly)" if near else ""
-    raise SourceProblem(f"there is no source named {name}{hint}; {_how_to_create(name)}")
+    raise SourceProblemError(f"there is no source named {name}{hint}; {_how_to_create(name)}")
 
 
 def verification_email() -> str:
@@ -162,7 +157,7 @@ def verify_export(
     """Export one test candidate as ``user`` (a prospect, or to the open job ``target``) and read it back.
 
     Returns its Greenhouse id. New records appear after a delay, so the read is repeated every
-    ``poll_s`` for up to ``wait_s``. Raises :class:`VerificationFailed` when Greenhouse refuses the
+    ``poll_s`` for up to ``wait_s``. Raises :class:`VerificationError` when Greenhouse refuses the
     export (naming the user) or the candidate cannot be read back in time (naming its id).
     """
     kind: Literal["job", "prospect"] = "prospect" if target == "prospect" else "job"
@@ -179,12 +174,12 @@ def verify_export(
         created = reader.with_sub(user.id).create_candidate(body)
     except PermissionDeniedError as exc:
         scope = f" (missing {exc.missing_scope})" if exc.missing_scope else ""
-        raise VerificationFailed(
+        raise VerificationError(
             f"Greenhouse refused to let user {user.primary_email} (id {user.id}) create {what}{scope}: "
             "give them the permission to add candidates and manage prospects (Configure > Users)"
         ) from None
-    except ValidationError as exc:
-        raise VerificationFailed(f"Greenhouse refused the test export of {what}: {exc}") from None
+    except InvalidRequestError as exc:
+        raise VerificationError(f"Greenhouse refused the test export of {what}: {exc}") from None
     candidate_id = created.candidate.id
     log.info("test candidate %s created; reading it back", candidate_id)
     deadline = clock() + wait_s
@@ -192,7 +187,7 @@ def verify_export(
         if any(c.id == candidate_id for c in reader.get_candidates([candidate_id])):
             return candidate_id
         if clock() >= deadline:
-            raise VerificationFailed(
+            raise VerificationError(
                 f"the test candidate {candidate_id} was created but could not be read back within "
                 f"{wait_s:g}s; look for it in Greenhouse, then connect again"
             )

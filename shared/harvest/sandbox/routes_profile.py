@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import httpx
 
-from shared.sandbox.routing import Ctx, Route, paginate, reply
-from shared.sandbox.state import Record, State, iso
-from shared.sandbox.validate import F, check_body, check_date_order, invalid, not_found, parse_ids
+from shared.harvest.sandbox.routing import Ctx, Route, paginate, reply
+from shared.harvest.sandbox.state import Record, State, iso
+from shared.harvest.sandbox.validate import F, check_body, check_date_order, invalid, not_found, parse_ids
 
 EDUCATION_OPTIONS = {
     "school_name_custom_field_option_id": "school_name",

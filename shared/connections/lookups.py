@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, Field, TypeAdapter
 
 from shared.harvest.models import CustomFieldOption, Job, ProspectPool, ProspectPoolStage, Tag
-from shared.mapping import OptionIndex
+from shared.profiles.mapping import OptionIndex, normalise_name
 
 if TYPE_CHECKING:
     import redis
@@ -60,7 +60,7 @@ class OptionLists(BaseModel):
     school_name: list[CustomFieldOption] = Field(default_factory=list)
 
     def index(self) -> OptionIndex:
-        """The name -> id index :func:`shared.mapping.map_profile` resolves educations with."""
+        """The name -> id index :func:`shared.profiles.mapping.map_profile` resolves educations with."""
         return OptionIndex.build(degree=self.degree, discipline=self.discipline, school_name=self.school_name)
 
 
@@ -171,6 +171,13 @@ class Lookups:
     def tags(self) -> list[Tag]:
         """Candidate tags defined in Greenhouse."""
         return self._cached("tags", _TAGS, lambda: list(self.reader.list_tags()))
+
+    def tag_ids(self) -> dict[str, int]:
+        """Tag ids by normalised name (:func:`shared.profiles.mapping.normalise_name`); the first wins."""
+        out: dict[str, int] = {}
+        for tag in self.tags():
+            out.setdefault(normalise_name(tag.name), tag.id)
+        return out
 
     def invalidate(self, *names: str) -> None:
         """Forget the cached lookups ``names`` (``"tags"`` after a tag was created), or all of them."""

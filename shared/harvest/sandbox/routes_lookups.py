@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import httpx
 
-from shared.sandbox.routing import Ctx, Route, paginate
-from shared.sandbox.state import Record
-from shared.sandbox.validate import invalid, parse_bool, parse_choice, parse_ids
+from shared.harvest.sandbox.routing import Ctx, Route, paginate
+from shared.harvest.sandbox.state import Record
+from shared.harvest.sandbox.validate import invalid, parse_bool, parse_choice, parse_ids
 
 JOB_STATUSES = ("open", "closed", "draft")
 

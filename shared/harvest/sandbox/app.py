@@ -13,14 +13,21 @@ from typing import Any
 
 import httpx
 
-from shared.sandbox import admin, routes_applications, routes_candidates, routes_lookups, routes_profile, routes_tags
-from shared.sandbox.auth import admit, authenticate, mint_token
-from shared.sandbox.faults import DEFAULT_SLOW_S, DropConnection, add_fault, take_fault
-from shared.sandbox.routing import Ctx, Route, reply
-from shared.sandbox.seed import seed
-from shared.sandbox.state import SandboxConfig, State
-from shared.sandbox.stats import Stats
-from shared.sandbox.validate import ApiError
+from shared.harvest.sandbox import (
+    admin,
+    routes_applications,
+    routes_candidates,
+    routes_lookups,
+    routes_profile,
+    routes_tags,
+)
+from shared.harvest.sandbox.auth import admit, authenticate, mint_token
+from shared.harvest.sandbox.faults import DEFAULT_SLOW_S, DropConnectionError, add_fault, take_fault
+from shared.harvest.sandbox.routing import Ctx, Route, reply
+from shared.harvest.sandbox.seed import seed
+from shared.harvest.sandbox.state import SandboxConfig, State
+from shared.harvest.sandbox.stats import Stats
+from shared.harvest.sandbox.validate import ApiError
 
 ROUTES: list[Route] = [
     *routes_candidates.ROUTES,
@@ -79,7 +86,7 @@ class Sandbox:
         def handler(request: httpx.Request) -> httpx.Response:
             try:
                 return self.handle(request)
-            except DropConnection:
+            except DropConnectionError:
                 raise httpx.RemoteProtocolError(
                     "Server disconnected without sending a response.", request=request
                 ) from None
@@ -108,14 +115,14 @@ class Sandbox:
             return admin.snapshot(self.state)
 
     def stats(self) -> dict[str, Any]:
-        """Traffic counters: see :class:`~shared.sandbox.stats.Stats`."""
+        """Traffic counters: see :class:`~shared.harvest.sandbox.stats.Stats`."""
         with self.state.lock:
             return self.stats_recorder.snapshot()
 
     # --- the core ---------------------------------------------------------------------------------
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        """Serve one request; raises :class:`DropConnection` when the connection must be dropped."""
+        """Serve one request; raises :class:`DropConnectionError` when the connection must be dropped."""
         request.read()
         method, path = request.method.upper(), request.url.path
         if path.startswith("/_sandbox/"):
@@ -174,7 +181,7 @@ class Sandbox:
         with self.state.lock:
             self.stats_recorder.record(key, "dropped" if fault.startswith("drop") else 500)
         if fault.startswith("drop"):
-            raise DropConnection(fault)
+            raise DropConnectionError(fault)
         return httpx.Response(500, headers=headers, json=SERVER_ERROR)
 
     def _dispatch(self, request: httpx.Request, route: Route | None, ids: dict[str, int], token: Any) -> httpx.Response:

@@ -2,8 +2,8 @@
 
 Plain service functions with their collaborators passed in (settings, engine, HTTP client); the CLI
 is a thin layer over them. A connection is stored only when every check of
-:mod:`shared.connect_checks` passed; its client secret is encrypted with ``GHX_SECRET_KEY``
-(:mod:`shared.crypto`) and never logged, printed or put in a task message. Removal is soft: the row stays
+:mod:`shared.connections.checks` passed; its client secret is encrypted with ``GHX_SECRET_KEY``
+(:mod:`shared.connections.crypto`) and never logged, printed or put in a task message. Removal is soft: the row stays
 (batches and items refer to it), its secret is wiped and its unfinished items fail with
 "connection removed".
 """
@@ -22,17 +22,17 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from shared import connect_checks as checks
-from shared.crypto import decrypt_secret, encrypt_secret
-from shared.errors import ConnectionNotFound, UserError
+from shared.connections import checks
+from shared.connections.crypto import decrypt_secret, encrypt_secret
+from shared.connections.lookups import Lookups
+from shared.connections.targets import check_job_open, check_target
+from shared.errors import ConnectionNotFoundError, UserError
 from shared.harvest.auth import Credential, TokenCache
 from shared.harvest.client import HarvestClient
+from shared.harvest.limiter import RateGate
 from shared.harvest.models import Source, User
-from shared.limiter import RateGate
-from shared.lookups import Lookups
 from shared.settings import Settings
 from shared.store.models import Connection, DuplicatePolicy, Item, ItemStatus, utcnow
-from shared.targets import check_job_open, check_target
 
 __all__ = [
     "CONNECTION_REMOVED",
@@ -216,25 +216,25 @@ def list_connections(engine: Engine, *, include_removed: bool = False) -> list[C
 
 
 def get_connection(engine: Engine, name: str) -> Connection:
-    """The live connection called ``name``; :class:`ConnectionNotFound` when absent or removed."""
+    """The live connection called ``name``; :class:`ConnectionNotFoundError` when absent or removed."""
     with Session(engine) as session:
         conn = session.exec(select(Connection).where(Connection.name == name)).first()
         if conn is None or conn.removed_at is not None:
             state = "was removed" if conn is not None else "does not exist"
-            raise ConnectionNotFound(f"connection {name} {state}; list connections with: ghexport connections")
+            raise ConnectionNotFoundError(f"connection {name} {state}; list connections with: ghexport connections")
         session.expunge(conn)
     return conn
 
 
 def load_connection(engine: Engine, connection_id: int) -> Connection:
-    """The connection with this id for a worker; :class:`ConnectionNotFound` ("connection removed")
+    """The connection with this id for a worker; :class:`ConnectionNotFoundError` ("connection removed")
     when it was removed, or when no such row exists."""
     with Session(engine) as session:
         conn = session.get(Connection, connection_id)
         if conn is None:
-            raise ConnectionNotFound(f"connection {connection_id} does not exist")
+            raise ConnectionNotFoundError(f"connection {connection_id} does not exist")
         if conn.removed_at is not None:
-            raise ConnectionNotFound(CONNECTION_REMOVED)
+            raise ConnectionNotFoundError(CONNECTION_REMOVED)
         session.expunge(conn)
     return conn
 
@@ -258,7 +258,7 @@ def disconnect(engine: Engine, name: str) -> int:
     with Session(engine) as session:
         conn = session.exec(select(Connection).where(Connection.name == name)).first()
         if conn is None or conn.removed_at is not None:
-            raise ConnectionNotFound(f"connection {name} does not exist or was already removed")
+            raise ConnectionNotFoundError(f"connection {name} does not exist or was already removed")
         result = session.execute(
             sa.update(Item)
             .where(

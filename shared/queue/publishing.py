@@ -9,30 +9,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from celery import Celery
+from sqlalchemy.engine import Engine
 
-from shared import names
-from shared.celery_app import make_celery
-from shared.messages import ExportItemMessage
-from shared.resources import Resources
+from shared.queue import names
+from shared.queue.messages import ExportItemMessage
 from shared.store import repo
 
-
-def celery_for(res: Resources) -> Celery:
-    """The process's sending-side Celery app (sends by task name; imports no task code)."""
-    app = res.__dict__.get("_celery")
-    if app is None:
-        app = make_celery(res.settings, res.broker_url)
-        res.__dict__["_celery"] = app
-    return app
+DEFAULT_CHUNK = 500
 
 
-def publish(res: Resources, item_ids: Sequence[int], app: Celery | None = None) -> int:
-    """Send one export task per item on a single broker connection; returns how many were sent."""
+def publish(app: Celery, engine: Engine, item_ids: Sequence[int], *, chunk: int = DEFAULT_CHUNK) -> int:
+    """Send one export task per item on a single broker connection; returns how many were sent.
+
+    ``app`` is a sending-side Celery app (it sends by task name and imports no task code); each chunk of
+    ``chunk`` items is stamped ``enqueued_at`` in the store once its messages left.
+    """
     if not item_ids:
         return 0
-    app = app or celery_for(res)
     with app.producer_or_acquire() as producer:
-        for part in repo.chunks(item_ids, res.settings.export.publish_chunk):
+        for part in repo.chunks(item_ids, chunk):
             for item_id in part:
                 app.send_task(
                     names.EXPORT_ITEM_TASK,
@@ -40,5 +35,5 @@ def publish(res: Resources, item_ids: Sequence[int], app: Celery | None = None) 
                     queue=names.EXPORT_QUEUE,
                     producer=producer,
                 )
-            repo.mark_enqueued(res.engine, part)
+            repo.mark_enqueued(engine, part)
     return len(item_ids)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shared.sandbox.state import State
+    from shared.harvest.sandbox.state import State
 
 CLIENT_ID = "ghx-sandbox-client"
 CLIENT_SECRET = "ghx-sandbox-secret"
@@ -137,7 +137,7 @@ def _job(jid: int, name: str, status: str) -> dict:
 
 
 def seed(state: State) -> None:
-    """Fill an empty :class:`~shared.sandbox.state.State` with the seeded tenant and credential."""
+    """Fill an empty :class:`~shared.harvest.sandbox.state.State` with the seeded tenant and credential."""
     state.credentials[CLIENT_ID] = (CLIENT_SECRET, frozenset(ALL_SCOPES))
     for user in (
         _user(ADMIN_USER_ID, "Site", "Admin", ADMIN_EMAIL, admin=True),

@@ -1,7 +1,7 @@
-"""Loopback HTTP server around one :class:`~shared.sandbox.app.Sandbox` (integration tests, demo, benchmarks).
+"""Loopback HTTP server around one :class:`~shared.harvest.sandbox.app.Sandbox` (integration tests, demo, benchmarks).
 
 Stdlib ``ThreadingHTTPServer``: each raw request becomes an ``httpx.Request`` for ``Sandbox.handle``;
-on :class:`~shared.sandbox.faults.DropConnection` the socket is closed without any response bytes.
+on :class:`~shared.harvest.sandbox.faults.DropConnectionError` the socket is closed without any response bytes.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from shared.sandbox.app import Sandbox
-from shared.sandbox.faults import DropConnection
+from shared.harvest.sandbox.app import Sandbox
+from shared.harvest.sandbox.faults import DropConnectionError
 
 _HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "content-encoding"})
 
@@ -38,7 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         try:
             response = self.server.sandbox.handle(request)
-        except DropConnection:
+        except DropConnectionError:
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)

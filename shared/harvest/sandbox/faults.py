@@ -7,7 +7,7 @@ Kinds: ``error_before`` (500, nothing written), ``error_after`` (the write is ap
 
 from __future__ import annotations
 
-from shared.sandbox.state import Fault, SandboxConfig, State
+from shared.harvest.sandbox.state import Fault, SandboxConfig, State
 
 FAULT_KINDS = ("error_before", "error_after", "drop_before", "drop_after", "slow")
 RANDOM_KINDS = ("error_before", "error_after", "drop_after")
@@ -15,7 +15,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_SLOW_S = 2.0
 
 
-class DropConnection(Exception):
+class DropConnectionError(Exception):
     """Raised by :meth:`Sandbox.handle` when the connection must be dropped without a response.
 
     ``MockTransport`` callers see :class:`httpx.RemoteProtocolError`; the loopback server closes the socket.

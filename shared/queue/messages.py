@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class ExportItemMessage(BaseModel):
-    """Argument of :data:`shared.names.EXPORT_ITEM_TASK`: export the store's item ``item_id``."""
+    """Argument of :data:`shared.queue.names.EXPORT_ITEM_TASK`: export the store's item ``item_id``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from shared.sandbox.routing import Ctx, Route, paginate, reply
-from shared.sandbox.state import Record, iso
-from shared.sandbox.validate import F, check_body, invalid, parse_ids
+from shared.harvest.sandbox.routing import Ctx, Route, paginate, reply
+from shared.harvest.sandbox.state import Record, iso
+from shared.harvest.sandbox.validate import F, check_body, invalid, parse_ids
 
 CREATE_TAG = {"name": F("str", True, nonempty=True)}
 APPLY_TAG = {"candidate_id": F("int", True), "candidate_tag_id": F("int", True)}

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from shared.sandbox.routing import reply
-from shared.sandbox.state import State
+from shared.harvest.sandbox.routing import reply
+from shared.harvest.sandbox.state import State
 
 if TYPE_CHECKING:
-    from shared.sandbox.app import Sandbox
+    from shared.harvest.sandbox.app import Sandbox
 
 
 def snapshot(state: State) -> dict[str, Any]:
     """Candidates (rendered) each with applications, educations, employments, tags, notes, attachments."""
-    from shared.sandbox.routes_candidates import render
+    from shared.harvest.sandbox.routes_candidates import render
 
     def children(table: dict[int, dict[str, Any]], cid: int) -> list[dict[str, Any]]:
         return [dict(r) for r in table.values() if r.get("candidate_id") == cid]

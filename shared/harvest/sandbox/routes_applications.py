@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from shared.sandbox.routing import Ctx, Route, paginate, reply
-from shared.sandbox.state import Record, State, iso
-from shared.sandbox.validate import F, check_body, invalid, not_found, parse_ids
+from shared.harvest.sandbox.routing import Ctx, Route, paginate, reply
+from shared.harvest.sandbox.state import Record, State, iso
+from shared.harvest.sandbox.validate import F, check_body, invalid, not_found, parse_ids
 
 REFERRER = F("obj", fields={"type": F("enum", True, choices=("id", "email", "outside")), "value": F("scalar", True)})
 JOB_APPLICATION = {

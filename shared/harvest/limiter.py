@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from shared.harvest.errors import ThrottledError
+from shared.errors import ThrottledError
 from shared.harvest.ratelimit import RateLimitInfo
 from shared.settings import LimiterSettings
 

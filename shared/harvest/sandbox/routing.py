@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from shared.sandbox.state import CursorEntry, Record, SandboxConfig, State, Token
-from shared.sandbox.validate import invalid, parse_ids
+from shared.harvest.sandbox.state import CursorEntry, Record, SandboxConfig, State, Token
+from shared.harvest.sandbox.validate import invalid, parse_ids
 
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 500

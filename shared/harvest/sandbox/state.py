@@ -1,7 +1,7 @@
 """In-memory state of the sandbox tenant, its configuration and the per-request bookkeeping.
 
 Records are plain dicts shaped like Harvest v3 responses; one re-entrant lock guards everything
-because :class:`~shared.sandbox.server.SandboxServer` serves requests from several threads.
+because :class:`~shared.harvest.sandbox.server.SandboxServer` serves requests from several threads.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from shared.sandbox.seed import FIRST_RUNTIME_ID
+from shared.harvest.sandbox.seed import FIRST_RUNTIME_ID
 
 Record = dict
 """A Harvest record as the sandbox stores it (the JSON object it returns)."""

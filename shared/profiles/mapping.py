@@ -1,4 +1,4 @@
-"""Map a validated :class:`~shared.profiles.Profile` to Harvest v3 requests: pure functions, no I/O.
+"""Map a validated :class:`~shared.profiles.model.Profile` to Harvest v3 requests: pure functions, no I/O.
 
 :func:`map_profile` returns a :class:`MappedCandidate`: the ``POST /v3/candidates`` body (with its one
 ``application``), the follow-up educations, employments, tags and note, and the warnings for anything
@@ -30,7 +30,7 @@ from shared.harvest.models import (
     SocialMediaAddress,
     WebsiteAddress,
 )
-from shared.profiles import EducationIn, EmploymentIn, Profile
+from shared.profiles.model import EducationIn, EmploymentIn, Profile
 
 
 def java_string_hash(s: str) -> int:

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from shared.sandbox.state import SandboxConfig, State, Token, iso
-from shared.sandbox.validate import ApiError
+from shared.harvest.sandbox.state import SandboxConfig, State, Token, iso
+from shared.harvest.sandbox.validate import ApiError
 
 
 def _oauth_error(status: int, error: str, description: str) -> httpx.Response:

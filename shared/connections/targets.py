@@ -8,22 +8,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from shared.errors import TargetNotAllowed
-from shared.lookups import Lookups
+from shared.connections.lookups import Lookups
+from shared.errors import TargetNotAllowedError
 from shared.store.models import Connection, TargetKind
 
 
 def check_job_open(job_id: int, lookups: Lookups) -> None:
-    """Raise :class:`TargetNotAllowed` unless job ``job_id`` exists and its status is ``open``."""
+    """Raise :class:`TargetNotAllowedError` unless job ``job_id`` exists and its status is ``open``."""
     if any(job.id == job_id for job in lookups.open_jobs()):
         return
     job = lookups.job(job_id)
     if job is None:
-        raise TargetNotAllowed(
+        raise TargetNotAllowedError(
             f"job {job_id} does not exist in Greenhouse or is not visible to the credential; "
             "list open jobs with: ghexport jobs --connection NAME"
         )
-    raise TargetNotAllowed(f"job {job_id} is not open (status {job.status or 'unknown'})")
+    raise TargetNotAllowedError(f"job {job_id} is not open (status {job.status or 'unknown'})")
 
 
 def check_target(
@@ -34,7 +34,7 @@ def check_target(
     stage_id: int | None,
     lookups: Lookups,
 ) -> None:
-    """Raise :class:`TargetNotAllowed` with the reason when ``conn`` may not export to this target.
+    """Raise :class:`TargetNotAllowedError` with the reason when ``conn`` may not export to this target.
 
     ``kind="job"`` needs ``job_id`` (an open job) on a connection that is not prospects-only.
     ``kind="prospect"`` takes an optional ``job_id`` (must be open), ``pool_id`` (pools enabled, a known
@@ -44,35 +44,35 @@ def check_target(
     name = conn.name
     if kind == TargetKind.JOB:
         if conn.prospects_only:
-            raise TargetNotAllowed(
+            raise TargetNotAllowedError(
                 f"connection {name} exports prospects only; export with --prospect, or connect again "
                 "without --prospects-only"
             )
         if job_id is None:
-            raise TargetNotAllowed("a job export needs a job id (--job JOB_ID)")
+            raise TargetNotAllowedError("a job export needs a job id (--job JOB_ID)")
         if pool_id is not None or stage_id is not None:
-            raise TargetNotAllowed("a prospect pool or stage applies to prospect exports only (--prospect)")
+            raise TargetNotAllowedError("a prospect pool or stage applies to prospect exports only (--prospect)")
         check_job_open(job_id, lookups)
         return
     if kind != TargetKind.PROSPECT:
-        raise TargetNotAllowed(f"unknown target kind {kind!r}: use job or prospect")
+        raise TargetNotAllowedError(f"unknown target kind {kind!r}: use job or prospect")
     if stage_id is not None and pool_id is None:
-        raise TargetNotAllowed(f"stage {stage_id} needs its prospect pool (--pool ID)")
+        raise TargetNotAllowedError(f"stage {stage_id} needs its prospect pool (--pool ID)")
     if pool_id is not None:
         if not conn.pools_enabled:
-            raise TargetNotAllowed(
+            raise TargetNotAllowedError(
                 f"connection {name} does not have prospect pools enabled; export without --pool, or "
                 "connect again with --enable-pools"
             )
         pool = next((p for p in lookups.pools() if p.id == pool_id), None)
         if pool is None:
-            raise TargetNotAllowed(
+            raise TargetNotAllowedError(
                 f"prospect pool {pool_id} does not exist in Greenhouse; list pools with: "
                 f"ghexport pools --connection {name}"
             )
         if stage_id is not None and pool.stage(stage_id) is None:
             stages = ", ".join(f"{s.id} ({s.name})" for s in pool.stages) or "none"
-            raise TargetNotAllowed(
+            raise TargetNotAllowedError(
                 f"stage {stage_id} does not belong to prospect pool {pool_id} ({pool.name}); its stages: {stages}"
             )
     if job_id is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from shared import names
+from shared.queue import names
 from shared.settings import Settings
 
 COUNTDOWN_FRACTION_OF_VISIBILITY = 0.5
