@@ -19,24 +19,26 @@ from shared.errors import PublishFailedError, TargetNotAllowedError, UserError
 from shared.profiles.model import LineError, Profile
 from shared.resources import Resources
 from shared.store import repo
-from shared.store.models import Batch, TargetKind
+from shared.store.models import ACTIVE_STATUSES, Batch, TargetKind
 
 
 @dataclass(frozen=True)
 class ExportTarget:
     """Where the batch goes: a job (candidates) or prospects (optionally a pool and stage)."""
 
-    kind: str
+    kind: TargetKind
     job_id: int | None = None
     pool_id: int | None = None
     stage_id: int | None = None
 
     @classmethod
     def job(cls, job_id: int) -> ExportTarget:
+        """Candidates with an application on the open job ``job_id``."""
         return cls(TargetKind.JOB, job_id=job_id)
 
     @classmethod
     def prospect(cls, pool_id: int | None = None, stage_id: int | None = None) -> ExportTarget:
+        """Prospects, optionally in prospect pool ``pool_id`` at its stage ``stage_id`` (a stage needs its pool)."""
         if stage_id is not None and pool_id is None:
             raise TargetNotAllowedError("--stage needs --pool: a prospect stage belongs to a pool")
         return cls(TargetKind.PROSPECT, pool_id=pool_id, stage_id=stage_id)
@@ -97,7 +99,7 @@ def export_profiles(
 
     batch = Batch(
         id="",
-        connection_id=conn.id,  # type: ignore[arg-type]
+        connection_id=conn.id,
         target_kind=target.kind,
         job_id=target.job_id,
         pool_id=target.pool_id,
@@ -132,30 +134,30 @@ def republish_lost(res: Resources, older_than_s: float | None = None) -> int:
 
 
 def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
-    """The contract's status document of a batch."""
+    """The contract's status document of a batch (JSON-ready: statuses and kinds are plain strings)."""
     batch = repo.get_batch(res.engine, batch_id)
     if batch is None:
         raise UserError(f"no batch {batch_id}")
     items = repo.batch_items(res.engine, batch_id)
     counts: dict[str, int] = {}
     for it in items:
-        counts[it.status] = counts.get(it.status, 0) + 1
+        counts[it.status.value] = counts.get(it.status.value, 0) + 1
     return {
         "batch_id": batch.id,
         "total": batch.total,
         "target": {
-            "kind": batch.target_kind,
+            "kind": batch.target_kind.value,
             "job_id": batch.job_id,
             "pool_id": batch.pool_id,
             "stage_id": batch.stage_id,
         },
         "counts": counts,
-        "done": not any(s in counts for s in ("queued", "sending")),
+        "done": not any(s.value in counts for s in ACTIVE_STATUSES),
         "rejected": batch.rejected,
         "items": [
             {
                 "candidate_id": it.profile_id,
-                "status": it.status,
+                "status": it.status.value,
                 "greenhouse_candidate_id": it.greenhouse_candidate_id,
                 "greenhouse_application_id": it.greenhouse_application_id,
                 "linked_existing": it.linked_existing,

@@ -13,6 +13,7 @@ from rich.table import Table
 from producer import api
 from producer.cli_base import CliError, console, err_console, handle_errors, print_json, resources
 from shared.profiles.model import read_profiles_file, select
+from shared.store.models import ACTIVE_STATUSES
 
 POLL_S = 0.5
 
@@ -97,8 +98,8 @@ def wait_for_batch(batch_id: str, *, quiet: bool = False, timeout_s: float | Non
         task = progress.add_task("export", total=None, detail="")
         while True:
             doc = api.batch_status(res, batch_id)
-            counts: dict[str, int] = doc["counts"]  # type: ignore[assignment]
-            finished = sum(n for s, n in counts.items() if s not in ("queued", "sending"))
+            counts: dict[str, int] = doc["counts"]
+            finished = sum(n for s, n in counts.items() if s not in ACTIVE_STATUSES)
             detail = ", ".join(f"{s} {n}" for s, n in sorted(counts.items()))
             progress.update(task, total=doc["total"], completed=finished, detail=detail)
             if doc["done"]:
@@ -120,13 +121,10 @@ def status(
         return
     console.print(
         f"batch {doc['batch_id']}: {doc['total']} items; "
-        + ", ".join(
-            f"{s} {n}"
-            for s, n in sorted(doc["counts"].items())  # type: ignore[attr-defined]
-        )
+        + ", ".join(f"{s} {n}" for s, n in sorted(doc["counts"].items()))
     )
     table = Table("profile", "status", "greenhouse candidate", "application", "error / warnings")
-    for it in doc["items"]:  # type: ignore[attr-defined]
+    for it in doc["items"]:
         note = it["error"] or "; ".join(it["warnings"])
         table.add_row(
             str(it["candidate_id"]),

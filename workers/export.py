@@ -19,7 +19,8 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Literal
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.engine import Engine
@@ -40,20 +41,14 @@ from shared.profiles.model import Profile
 from shared.resources import Resources
 from shared.settings import Settings
 from shared.store import people, repo
-from shared.store.models import Batch, Connection, DuplicatePolicy, Item, ItemStatus, aware, utcnow
-from workers.outcome import Finished, MustWaitError, NotClaimed, Outcome, RetryLater
+from shared.store.models import ACTIVE_STATUSES, DuplicatePolicy, ItemStatus, TargetKind, aware, utcnow
+from shared.store.progress import RecordOrigin
+from shared.store.records import BatchRecord, ConnectionRecord, ItemRecord
+from workers.item_run import ItemRun
+from workers.outcome import MustWaitError, NotClaimed, Outcome
 from workers.parts import PartsWriter, find_application
 
 log = logging.getLogger("ghexport.worker")
-
-RECORD = "record"
-"""Key in ``Item.parts`` saying where the item's Greenhouse record came from, which decides its parts."""
-RECORD_CREATED = "created"
-"""This item created the record (or adopted its own create): every part is added."""
-RECORD_EMAIL_MATCH = "email_match"
-"""A person already in Greenhouse with the same email: application, tags and note; their history is theirs."""
-RECORD_EXPORTED_BEFORE = "exported_before"
-"""Exported earlier through this connection (``--include-exported``): the new application and tags only."""
 
 
 @dataclass
@@ -75,15 +70,19 @@ class ExportDeps:
     def engine(self) -> Engine:
         return self.res.engine
 
+    def start_run(self, item: ItemRecord) -> ItemRun:
+        """A run on ``item``, which this worker (``owner``) has just claimed."""
+        return ItemRun(self.engine, self.owner, self.settings.export, item, jitter=self.jitter, now=self.now)
+
 
 def export_item(deps: ExportDeps, item_id: int) -> Outcome:
     """Export the store's item ``item_id`` once; the outcome says whether to send the message again."""
     item = repo.claim_item(deps.engine, item_id, deps.owner, deps.settings.export.lease_s)
     if item is None:
         return NotClaimed(f"item {item_id} is finished or held by another worker")
-    run = _Run(deps, item)
+    run = deps.start_run(item)
     try:
-        return run.run()
+        return _Export(deps, run).execute()
     except LeaseLostError as exc:
         return NotClaimed(str(exc))
     except Exception as exc:
@@ -97,110 +96,58 @@ class _SkipError(Exception):
     """Stop this run: the item ends ``skipped`` with ``reason``."""
 
 
-class _Run:
-    def __init__(self, deps: ExportDeps, item: Item) -> None:
+class _Export:
+    """The export flow of one run: find or create the Greenhouse record, then add its parts."""
+
+    def __init__(self, deps: ExportDeps, run: ItemRun) -> None:
         self.d = deps
-        self.item = item
-        self.item_id = int(item.id)  # type: ignore[arg-type]
+        self.run = run
         self.cfg = deps.settings.export
-        self.warnings: list[str] = list(item.warnings)
 
-    # --- store writes ---------------------------------------------------------------------------
+    @property
+    def item(self) -> ItemRecord:
+        return self.run.item
 
-    def save(self, **values: object) -> None:
-        """Store progress; each save also renews the lease, so a long but live run keeps its item."""
-        values.setdefault("lease_until", utcnow() + timedelta(seconds=self.cfg.lease_s))  # compared in SQL
-        repo.update_item(self.d.engine, self.item_id, self.d.owner, **values)
-        for k, v in values.items():
-            setattr(self.item, k, v)
-
-    def warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.warnings.append(message)
-
-    def fail(self, cause: str, message: str) -> Finished:
-        repo.finish_item(
-            self.d.engine,
-            self.item_id,
-            self.d.owner,
-            ItemStatus.FAILED,
-            error=message[:2000],
-            error_cause=cause,
-            warnings=self.warnings,
-        )
-        return Finished(ItemStatus.FAILED)
-
-    def retry(self, countdown_s: float, cause: str, message: str, *, counts: bool) -> Outcome:
-        if counts and self.item.attempts >= self.cfg.max_attempts:
-            return self.fail(cause, f"gave up after {self.item.attempts} attempts: {message}")
-        repo.release_item(
-            self.d.engine,
-            self.item_id,
-            self.d.owner,
-            counts=counts,
-            error=message[:2000],
-            error_cause=cause,
-            warnings=self.warnings,
-        )
-        return RetryLater(countdown_s, message, cause)
-
-    def backoff_s(self) -> float:
-        base = min(self.cfg.retry_backoff_s * 2 ** max(0, self.item.attempts - 1), self.cfg.retry_backoff_max_s)
-        return self.d.jitter(base / 2, base)
-
-    # --- the flow -------------------------------------------------------------------------------
-
-    def run(self) -> Outcome:
+    def execute(self) -> Outcome:
+        """Export the claimed item; the run ends finished, failed, skipped or released for a retry."""
+        run = self.run
         batch = repo.get_batch(self.d.engine, self.item.batch_id)
         assert batch is not None, "an item always has its batch"
         try:
             conn = load_connection(self.d.engine, self.item.connection_id)
         except ConnectionNotFoundError:
-            return self.fail("connection_removed", "connection removed")
+            return run.fail("connection_removed", "connection removed")
         try:
             profile = Profile.from_snapshot(self.item.profile)
         except PydanticValidationError as exc:
-            return self.fail("invalid_profile", f"stored profile {self.item.profile_id} is invalid: {exc}")
+            return run.fail("invalid_profile", f"stored profile {self.item.profile_id} is invalid: {exc}")
         reader = self.d.res.harvest_for(conn)
         writer = reader.with_sub(batch.user_id)
         try:
             self.export(batch, conn, profile, reader, writer)
         except MustWaitError as exc:
-            return self.retry(exc.countdown_s, "waiting", exc.reason, counts=False)
+            return run.retry(exc.countdown_s, "waiting", exc.reason, counts=False)
         except _SkipError as exc:
-            repo.finish_item(
-                self.d.engine,
-                self.item_id,
-                self.d.owner,
-                ItemStatus.SKIPPED,
-                error=str(exc),
-                error_cause="duplicate_in_greenhouse",
-                warnings=self.warnings,
-            )
-            return Finished(ItemStatus.SKIPPED)
+            return run.finish(ItemStatus.SKIPPED, error=str(exc), error_cause="duplicate_in_greenhouse")
         except RateLimitedError as exc:
             wait = exc.retry_after_s + self.d.jitter(0.0, 1.0)
-            return self.retry(wait, exc.cause, str(exc), counts=False)
+            return run.retry(wait, exc.cause, str(exc), counts=False)
         except RetryableError as exc:
-            return self.retry(self.backoff_s(), exc.cause, str(exc), counts=True)
+            return run.retry(run.backoff_s(), exc.cause, str(exc), counts=True)
         except PermanentError as exc:
-            return self.fail(exc.cause, str(exc))
-        repo.finish_item(
-            self.d.engine,
-            self.item_id,
-            self.d.owner,
-            ItemStatus.EXPORTED,
-            warnings=self.warnings,
-            error=None,
-            error_cause=None,
-        )
-        return Finished(ItemStatus.EXPORTED)
+            return run.fail(exc.cause, str(exc))
+        return run.finish(ItemStatus.EXPORTED)
 
     def export(
-        self, batch: Batch, conn: Connection, profile: Profile, reader: HarvestClient, writer: HarvestClient
+        self,
+        batch: BatchRecord,
+        conn: ConnectionRecord,
+        profile: Profile,
+        reader: HarvestClient,
+        writer: HarvestClient,
     ) -> None:
         target = Target(
-            kind=batch.target_kind,  # type: ignore[arg-type]
+            kind=_target_kind(batch.target_kind),
             job_id=batch.job_id,
             pool_id=batch.pool_id,
             stage_id=batch.stage_id,
@@ -216,83 +163,89 @@ class _Run:
             skills_custom_field=self.cfg.skills_custom_field,
         )
         for w in mapped.warnings:
-            self.warn(w)
+            self.run.warn(w)
         if self.item.greenhouse_candidate_id is None:
             self.resolve_candidate(batch, conn, mapped, reader, writer)
         cid = self.item.greenhouse_candidate_id
         assert cid is not None
-        record = self.item.parts.get(RECORD, RECORD_CREATED)
-        parts = PartsWriter(self, reader, writer, cid, batch.user_id)
+        origin = self.item.progress.origin
+        parts = PartsWriter(self.run, reader, writer, cid, batch.user_id)
         if self.item.greenhouse_application_id is None:
             parts.application(mapped.application, batch.target_kind)
-        if record == RECORD_CREATED:
+        if origin is RecordOrigin.CREATED:
             parts.educations(mapped)
             parts.employments(mapped)
-        elif record == RECORD_EMAIL_MATCH and (mapped.educations or mapped.employments):
-            self.warn("educations and employments not added: the person already had a Greenhouse record")
+        elif origin is RecordOrigin.EMAIL_MATCH and (mapped.educations or mapped.employments):
+            self.run.warn("educations and employments not added: the person already had a Greenhouse record")
         lookups = self.d.res.lookups_for(conn, reader)
         parts.tags(mapped, lookups.tag_ids, lambda: lookups.invalidate("tags"))
-        if record != RECORD_EXPORTED_BEFORE:  # the first export added the note
+        if origin is not RecordOrigin.EXPORTED_BEFORE:  # the first export added the note
             parts.note(mapped)
 
-    def set_record(self, candidate_id: int, origin: str, **values: object) -> None:
-        """Store the Greenhouse record this item exports to and where it came from (see ``RECORD_*``)."""
-        self.save(greenhouse_candidate_id=candidate_id, parts={**self.item.parts, RECORD: origin}, **values)
+    def set_record(self, candidate_id: int, origin: RecordOrigin, **values: object) -> None:
+        """Store the Greenhouse record this item exports to, and where it came from (which decides its parts)."""
+        self.run.save(greenhouse_candidate_id=candidate_id, progress=self.item.progress.with_record(origin), **values)
 
     def resolve_candidate(
-        self, batch: Batch, conn: Connection, mapped: MappedCandidate, reader: HarvestClient, writer: HarvestClient
+        self,
+        batch: BatchRecord,
+        conn: ConnectionRecord,
+        mapped: MappedCandidate,
+        reader: HarvestClient,
+        writer: HarvestClient,
     ) -> None:
         """Find or create the Greenhouse record; sets ``greenhouse_candidate_id`` (and maybe the app id)."""
+        engine, item_id = self.d.engine, self.run.item_id
         person = None
         if not batch.new_record:
-            person = people.claim_person(self.d.engine, conn.id, self.item.profile_id, self.item_id)  # type: ignore[arg-type]
+            person = people.claim_person(engine, conn.id, self.item.profile_id, item_id)
             if person.greenhouse_candidate_id is not None:
-                self.set_record(person.greenhouse_candidate_id, RECORD_EXPORTED_BEFORE, linked_existing=True)
+                self.set_record(person.greenhouse_candidate_id, RecordOrigin.EXPORTED_BEFORE, linked_existing=True)
                 return
-            if person.owner_item_id != self.item_id:
-                self.take_over(person.id, person.owner_item_id)  # type: ignore[arg-type]
+            if person.owner_item_id != item_id:
+                self.take_over(person.id, person.owner_item_id)
 
         if self.item.create_sent_at is not None:
             if self.adopt_after_unknown_outcome(conn, mapped, reader, batch):
                 return
-        elif not batch.new_record and conn.duplicate_policy != DuplicatePolicy.CREATE:
+        elif not batch.new_record and conn.duplicate_policy is not DuplicatePolicy.CREATE:
             match = lookup_person(reader, mapped.emails)
             if match is not None:
-                if conn.duplicate_policy == DuplicatePolicy.SKIP:
+                if conn.duplicate_policy is DuplicatePolicy.SKIP:
                     if person is not None:
-                        people.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
+                        people.release_person(engine, person.id, item_id)
                     raise _SkipError(f"a person with this email is already in Greenhouse (candidate {match})")
-                self.warn(f"linked to the existing Greenhouse candidate {match} (same email)")
-                self.set_record(match, RECORD_EMAIL_MATCH, linked_existing=True)
-                people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
+                self.run.warn(f"linked to the existing Greenhouse candidate {match} (same email)")
+                self.set_record(match, RecordOrigin.EMAIL_MATCH, linked_existing=True)
+                people.set_person_candidate(engine, conn.id, self.item.profile_id, match)
                 return
 
-        self.save(create_sent_at=self.d.now())
+        self.run.save(create_sent_at=self.run.now())
         try:
             created = writer.create_candidate(mapped.create.model_copy(update={"application": mapped.application}))
         except HarvestError as exc:
             if not exc.outcome_unknown:
-                self.save(create_sent_at=None)
+                self.run.save(create_sent_at=None)
                 if person is not None and isinstance(exc, PermanentError):
-                    people.release_person(self.d.engine, person.id, self.item_id)  # type: ignore[arg-type]
+                    people.release_person(engine, person.id, item_id)
             raise
         app_id = created.application.id if created.application is not None else None
-        self.set_record(created.candidate.id, RECORD_CREATED, greenhouse_application_id=app_id)
+        self.set_record(created.candidate.id, RecordOrigin.CREATED, greenhouse_application_id=app_id)
         if not batch.new_record:
-            people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, created.candidate.id)  # type: ignore[arg-type]
+            people.set_person_candidate(engine, conn.id, self.item.profile_id, created.candidate.id)
 
     def take_over(self, person_id: int, holder_id: int | None) -> None:
         """Another item holds the create right: wait while it works, take over once it stopped."""
         holder = repo.get_item(self.d.engine, holder_id) if holder_id is not None else None
-        if holder is not None and holder.status in ItemStatus.ACTIVE:
+        if holder is not None and holder.status in ACTIVE_STATUSES:
             raise MustWaitError(self.cfg.in_progress_retry_s, "another export of this profile is in progress")
-        if not people.take_over_person(self.d.engine, person_id, holder_id, self.item_id):
+        if not people.take_over_person(self.d.engine, person_id, holder_id, self.run.item_id):
             raise MustWaitError(self.cfg.in_progress_retry_s, "another export of this profile took the create right")
         if holder is not None and holder.create_sent_at is not None and self.item.create_sent_at is None:
-            self.save(create_sent_at=holder.create_sent_at)  # its create may have landed: reconcile
+            self.run.save(create_sent_at=holder.create_sent_at)  # its create may have landed: reconcile
 
     def adopt_after_unknown_outcome(
-        self, conn: Connection, mapped: MappedCandidate, reader: HarvestClient, batch: Batch
+        self, conn: ConnectionRecord, mapped: MappedCandidate, reader: HarvestClient, batch: BatchRecord
     ) -> bool:
         """An earlier create may have succeeded: look the person up instead of creating again.
 
@@ -303,27 +256,32 @@ class _Run:
         assert sent_at is not None
         match = lookup_person(reader, mapped.emails)
         if match is not None:
-            self.set_record(match, RECORD_CREATED)
+            self.set_record(match, RecordOrigin.CREATED)
             app = find_application(reader, match, batch.target_kind, batch.job_id, batch.pool_id)
             if app is not None:
-                self.save(greenhouse_application_id=app)
+                self.run.save(greenhouse_application_id=app)
             if not batch.new_record:
-                people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)  # type: ignore[arg-type]
+                people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)
             return True
         if not mapped.emails:
             raise OutcomeUnknownError(
                 "the create may have reached Greenhouse and this profile has no email to look it up by: "
                 "check Greenhouse for the person, then re-export with --include-exported or --dummy-emails"
             )
-        age_s = (self.d.now() - aware(sent_at)).total_seconds()
+        age_s = (self.run.now() - aware(sent_at)).total_seconds()
         if age_s < self.cfg.reconcile_window_s:
             raise MustWaitError(
                 self.cfg.reconcile_interval_s,
                 "create outcome unknown; waiting for Greenhouse to show the record before creating again",
             )
-        self.warn("an earlier create was not found after the sync window; created again")
-        self.save(create_sent_at=None)
+        self.run.warn("an earlier create was not found after the sync window; created again")
+        self.run.save(create_sent_at=None)
         return False
+
+
+def _target_kind(kind: TargetKind) -> Literal["job", "prospect"]:
+    """``kind`` as the mapping's literal (:mod:`shared.profiles` does not know the store's enum)."""
+    return "job" if kind is TargetKind.JOB else "prospect"
 
 
 def lookup_person(reader: HarvestClient, emails: list[str]) -> int | None:

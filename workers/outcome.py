@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.store.models import ItemStatus
+
 
 @dataclass(frozen=True)
 class Finished:
     """The item reached a final status this run (``exported``, ``skipped`` or ``failed``)."""
 
-    status: str
+    status: ItemStatus
 
 
 @dataclass(frozen=True)

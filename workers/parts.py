@@ -7,8 +7,8 @@ a failure of the export: the person is in Greenhouse, with that part left out an
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import date
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -16,42 +16,40 @@ from shared.errors import HarvestError, InvalidRequestError, NotFoundError
 from shared.harvest.client import HarvestClient
 from shared.harvest.models import CreateApplication, CreateNote, JobApplication, ProspectApplication
 from shared.profiles.mapping import MappedCandidate, normalise_name
-from shared.store.models import TargetKind
+from shared.store.models import TargetKind, aware
+from shared.store.progress import NumberedPart
+from workers.item_run import ItemRun
 from workers.outcome import MustWaitError
-
-if TYPE_CHECKING:
-    from workers.export import _Run
-
-
-UNREADABLE_SINCE = "unreadable_since"
-"""Key in ``Item.parts``: when this item first found its Greenhouse record not readable yet."""
 
 NOTE_VISIBILITY: Literal["public"] = "public"
 """Sourcing notes (summary, skills) are for the hiring team, not private to the exporting user."""
 
 
 def find_application(
-    reader: HarvestClient, candidate_id: int, kind: str, job_id: int | None, pool_id: int | None
+    reader: HarvestClient, candidate_id: int, kind: TargetKind, job_id: int | None, pool_id: int | None
 ) -> int | None:
     """The id of the candidate's application matching the export target, if Greenhouse has one."""
     for app in reader.list_applications(candidate_ids=[candidate_id]):
-        if kind == TargetKind.JOB and not app.prospect and app.job_id == job_id:
+        if kind is TargetKind.JOB and not app.prospect and app.job_id == job_id:
             return app.id
-        if kind == TargetKind.PROSPECT and app.prospect and (pool_id is None or app.prospect_pool_id == pool_id):
+        if kind is TargetKind.PROSPECT and app.prospect and (pool_id is None or app.prospect_pool_id == pool_id):
             return app.id
     return None
 
 
 class PartsWriter:
-    """Adds the parts of one item's record, recording progress in ``item.parts``."""
+    """Adds the parts of one item's record, storing each step in the run's :class:`ItemProgress`.
 
-    def __init__(self, run: _Run, reader: HarvestClient, writer: HarvestClient, candidate_id: int, user_id: int):
+    ``reader`` reads without acting as a user, ``writer`` writes as ``user_id``; ``candidate_id`` is the
+    record the parts go onto.
+    """
+
+    def __init__(self, run: ItemRun, reader: HarvestClient, writer: HarvestClient, candidate_id: int, user_id: int):
         self.run = run
         self.reader = reader
         self.writer = writer
         self.cid = candidate_id
         self.user_id = user_id
-        self.parts: dict[str, Any] = dict(run.item.parts)
         self._readable = False
 
     def readable(self) -> None:
@@ -61,33 +59,31 @@ class PartsWriter:
         if self._readable:
             return
         if not self.reader.get_candidates([self.cid]):
-            run, now = self.run, self.run.d.now()
-            since = self.parts.setdefault(UNREADABLE_SINCE, now.isoformat())
-            if (now - datetime.fromisoformat(since)).total_seconds() > run.cfg.reconcile_window_s:
+            run, now = self.run, self.run.now()
+            progress = run.progress.with_unreadable_since(now)
+            since = progress.unreadable_since
+            assert since is not None
+            if (now - aware(since)).total_seconds() > run.cfg.reconcile_window_s:
                 raise NotFoundError(
                     f"Greenhouse candidate {self.cid} is still not readable after the sync window (deleted or merged?)"
                 )
-            self._save()
+            run.save_progress(progress)
             raise MustWaitError(run.cfg.reconcile_interval_s, f"waiting for Greenhouse to show candidate {self.cid}")
         self._readable = True
 
-    def _save(self) -> None:
-        self.run.save(parts=dict(self.parts))
-
-    def application(self, app: JobApplication | ProspectApplication, kind: str) -> None:
+    def application(self, app: JobApplication | ProspectApplication, kind: TargetKind) -> None:
         """Add the target's application to an existing person (linked, or exported before)."""
-        item = self.run.item
+        run = self.run
         job_id = app.job_id if isinstance(app, JobApplication) else None
         pool_id = app.prospect_pool_id if isinstance(app, ProspectApplication) else None
-        if self.parts.get("application_sent") or item.linked_existing:
+        if run.progress.application_sent or run.item.linked_existing:
             # an earlier run may have added it (outcome unknown), or the person already had it
             self.readable()
             found = find_application(self.reader, self.cid, kind, job_id, pool_id)
             if found is not None:
-                self.run.save(greenhouse_application_id=found)
+                run.save(greenhouse_application_id=found)
                 return
-        self.parts["application_sent"] = True
-        self._save()
+        run.save_progress(run.progress.with_application_sent())
         try:
             created = self.writer.create_application(CreateApplication.for_candidate(self.cid, app))
         except InvalidRequestError:
@@ -95,14 +91,15 @@ class PartsWriter:
             found = find_application(self.reader, self.cid, kind, job_id, pool_id)
             if found is None:
                 raise
-            self.run.warn(f"the Greenhouse candidate {self.cid} already had this application")
-            self.run.save(greenhouse_application_id=found)
+            run.warn(f"the Greenhouse candidate {self.cid} already had this application")
+            run.save(greenhouse_application_id=found)
             return
-        self.run.save(greenhouse_application_id=created.id)
+        run.save(greenhouse_application_id=created.id)
 
     def educations(self, mapped: MappedCandidate) -> None:
+        """Add the profile's educations, each once."""
         self._create_once(
-            "educations",
+            NumberedPart.EDUCATIONS,
             [plan.request(self.cid) for plan in mapped.educations],
             self.writer.create_education,
             lambda: self.reader.list_educations([self.cid]),
@@ -110,8 +107,9 @@ class PartsWriter:
         )
 
     def employments(self, mapped: MappedCandidate) -> None:
+        """Add the profile's employments, each once."""
         self._create_once(
-            "employments",
+            NumberedPart.EMPLOYMENTS,
             [plan.request(self.cid) for plan in mapped.employments],
             self.writer.create_employment,
             lambda: self.reader.list_employments([self.cid]),
@@ -120,42 +118,42 @@ class PartsWriter:
 
     def _create_once(
         self,
-        key: str,
+        part: NumberedPart,
         bodies: Sequence[BaseModel],
         create: Callable[[Any], Any],
         existing: Callable[[], Sequence[Any]],
         label: str,
     ) -> None:
-        """Create each body once: it is marked sent (``<key>_sent``) before it goes out, and a sent body
-        with no id (outcome unknown) is looked up on the candidate before it is sent again."""
-        done: dict[str, int | None] = dict(self.parts.get(key, {}))
-        sent: set[str] = set(self.parts.get(f"{key}_sent", []))
+        """Create each body once: it is marked sent before it goes out, and a sent body with no id
+        (outcome unknown) is looked up on the candidate before it is sent again."""
+        run = self.run
+
+        def store(n: int, greenhouse_id: int | None) -> None:
+            numbered = run.progress.numbered(part).with_done(n, greenhouse_id)
+            run.save_progress(run.progress.with_numbered(part, numbered))
+
         found: list[Any] | None = None
         for n, body in enumerate(bodies, start=1):
-            if str(n) in done:
+            numbered = run.progress.numbered(part)
+            if n in numbered.done:
                 continue
-            if str(n) in sent:
+            if n in numbered.sent:
                 if found is None:
                     self.readable()
-                    taken = {v for v in done.values() if v is not None}
+                    taken = {v for v in numbered.done.values() if v is not None}
                     found = [r for r in existing() if r.id not in taken]
                 match = next((r for r in found if _same(body, r)), None)
                 if match is not None:
                     found.remove(match)
-                    done[str(n)] = match.id
-                    self.parts[key] = done
-                    self._save()
+                    store(n, match.id)
                     continue
-            sent.add(str(n))
-            self.parts[f"{key}_sent"] = sorted(sent)
-            self._save()
+            run.save_progress(run.progress.with_numbered(part, numbered.with_sent(n)))
             try:
-                done[str(n)] = create(body).id
+                greenhouse_id: int | None = create(body).id
             except InvalidRequestError as exc:
-                self.run.warn(f"{label} {n} left out: {exc}")
-                done[str(n)] = None
-            self.parts[key] = done
-            self._save()
+                run.warn(f"{label} {n} left out: {exc}")
+                greenhouse_id = None
+            store(n, greenhouse_id)
 
     def tags(
         self, mapped: MappedCandidate, tag_ids: Callable[[], dict[str, int]], invalidate: Callable[[], None]
@@ -163,7 +161,7 @@ class PartsWriter:
         """Apply each tag, creating it once if Greenhouse does not have it (names match without case).
 
         ``tag_ids`` (the shared cache) is read once per run, and again only after ``invalidate``."""
-        done: dict[str, int | None] = dict(self.parts.get("tags", {}))
+        run = self.run
         known: dict[str, int] | None = None
 
         def lookup(name: str) -> int | None:
@@ -178,7 +176,7 @@ class PartsWriter:
             known = None
 
         for name in mapped.tags:
-            if name in done:
+            if name in run.progress.tags:
                 continue
             tag_id = lookup(name)
             if tag_id is None:
@@ -190,44 +188,43 @@ class PartsWriter:
                     if tag_id is None:
                         raise
                 refresh()
+            applied_id: int | None
             try:
-                done[name] = self.writer.apply_tag(self.cid, tag_id).id
+                applied_id = self.writer.apply_tag(self.cid, tag_id).id
             except InvalidRequestError as exc:
                 self.readable()
                 applied = {t.candidate_tag_id for t in self.reader.list_applied_tags([self.cid])}
                 if tag_id not in applied:
-                    self.run.warn(f"tag {name!r} left out: {exc}")
-                done[name] = None
-            self.parts["tags"] = done
-            self._save()
+                    run.warn(f"tag {name!r} left out: {exc}")
+                applied_id = None
+            run.save_progress(run.progress.with_tag(name, applied_id))
 
     def note(self, mapped: MappedCandidate) -> None:
-        if not mapped.note or "note" in self.parts:
+        """Add the profile note once: a note is permanent, so one whose answer was lost is never sent again."""
+        run = self.run
+        if not mapped.note or run.progress.note_sent:
             return
-        self.parts["note"] = None  # sent: a note is permanent, never send it twice
-        self._save()
+        run.save_progress(run.progress.with_note_sent())
         try:
             note = self.writer.create_note(
                 CreateNote(
                     candidate_id=self.cid,
-                    application_id=self.run.item.greenhouse_application_id,
+                    application_id=run.item.greenhouse_application_id,
                     user_id=self.user_id,
                     body=mapped.note,
                     visibility=NOTE_VISIBILITY,
                 )
             )
         except InvalidRequestError as exc:  # Greenhouse rejected it: nothing was written
-            self.run.warn(f"profile note left out: {exc}")
+            run.warn(f"profile note left out: {exc}")
             return
         except HarvestError as exc:
             if exc.outcome_unknown:
-                self.run.warn("the profile note may not have reached Greenhouse (no answer); not sent twice")
+                run.warn("the profile note may not have reached Greenhouse (no answer); not sent twice")
             else:  # refused before any work (throttled, 429, 4xx): nothing was written, send it next time
-                del self.parts["note"]
-                self._save()
+                run.save_progress(run.progress.without_note())
             raise
-        self.parts["note"] = note.id
-        self._save()
+        run.save_progress(run.progress.with_note_id(note.id))
 
 
 def _same(body: BaseModel, record: Any) -> bool:

@@ -14,12 +14,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 import sqlalchemy as sa
 from pydantic import SecretStr
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
 from shared.connections import checks
@@ -32,7 +32,8 @@ from shared.harvest.client import HarvestClient
 from shared.harvest.limiter import RateGate
 from shared.harvest.models import Source, User
 from shared.settings import Settings
-from shared.store.models import Connection, DuplicatePolicy, Item, ItemStatus, utcnow
+from shared.store.models import ACTIVE_STATUSES, Connection, DuplicatePolicy, Item, ItemStatus, utcnow
+from shared.store.records import ConnectionRecord
 
 __all__ = [
     "CONNECTION_REMOVED",
@@ -57,9 +58,9 @@ DEFAULT_READBACK_WAIT_S = 30.0
 
 @dataclass
 class ConnectResult:
-    """What ``connect`` stored and found: the row, the acting user, the source, the verification id."""
+    """What ``connect`` stored and found: the connection, the acting user, the source, the verification id."""
 
-    connection: Connection
+    connection: ConnectionRecord
     user: User
     source: Source
     created: bool
@@ -79,7 +80,7 @@ def connect(
     source_name: str | None = None,
     prospects_only: bool = False,
     enable_pools: bool = False,
-    duplicate_policy: str = DuplicatePolicy.LINK,
+    duplicate_policy: DuplicatePolicy | str = DuplicatePolicy.LINK,
     verify: Literal["prospect"] | int | None = None,
     http_client: httpx.Client | None = None,
     readback_wait_s: float = DEFAULT_READBACK_WAIT_S,
@@ -102,8 +103,7 @@ def connect(
     name, client_id, user_email = name.strip(), client_id.strip(), user_email.strip()
     if not name or not client_id or not user_email or not client_secret.get_secret_value():
         raise UserError("connect needs --name, --client-id, --client-secret and --user-email (none empty)")
-    if duplicate_policy not in DuplicatePolicy.ALL:
-        raise UserError(f"unknown duplicate policy {duplicate_policy!r}: use one of {', '.join(DuplicatePolicy.ALL)}")
+    policy = _duplicate_policy(duplicate_policy)
     if verify is not None and verify != "prospect" and prospects_only:
         raise UserError("--verify-job cannot be used with --prospects-only; use --verify-prospect")
     encrypted = encrypt_secret(client_secret, settings.secret_key)  # fails before any network call
@@ -147,7 +147,7 @@ def connect(
         source=source,
         prospects_only=prospects_only,
         enable_pools=enable_pools,
-        duplicate_policy=duplicate_policy,
+        duplicate_policy=policy,
         scopes=scopes,
     )
     messages = [f"{'connected' if created else 'updated connection'} {name} as {user_email} (id {user.id})"]
@@ -168,9 +168,9 @@ def _save(
     source: Source,
     prospects_only: bool,
     enable_pools: bool,
-    duplicate_policy: str,
+    duplicate_policy: DuplicatePolicy,
     scopes: list[str],
-) -> tuple[Connection, bool]:
+) -> tuple[ConnectionRecord, bool]:
     """Insert connection ``name``, or update it in place (secret rotation) and clear ``removed_at``."""
     with Session(engine) as session:
         conn = session.exec(select(Connection).where(Connection.name == name)).first()
@@ -199,34 +199,38 @@ def _save(
         session.add(conn)
         session.commit()
         session.refresh(conn)
-        session.expunge(conn)
-    return conn, created
+        return ConnectionRecord.from_row(conn), created
 
 
-def list_connections(engine: Engine, *, include_removed: bool = False) -> list[Connection]:
+def _duplicate_policy(value: DuplicatePolicy | str) -> DuplicatePolicy:
+    """``value`` as a policy; :class:`UserError` naming the valid ones when it is none of them."""
+    try:
+        return DuplicatePolicy(value)
+    except ValueError:
+        valid = ", ".join(p.value for p in DuplicatePolicy)
+        raise UserError(f"unknown duplicate policy {value!r}: use one of {valid}") from None
+
+
+def list_connections(engine: Engine, *, include_removed: bool = False) -> list[ConnectionRecord]:
     """Connections by name (removed ones only when asked)."""
     with Session(engine) as session:
         query = select(Connection).order_by(Connection.name)
         if not include_removed:
             query = query.where(col(Connection.removed_at).is_(None))
-        rows = list(session.exec(query).all())
-        for row in rows:
-            session.expunge(row)
-    return rows
+        return [ConnectionRecord.from_row(row) for row in session.exec(query).all()]
 
 
-def get_connection(engine: Engine, name: str) -> Connection:
+def get_connection(engine: Engine, name: str) -> ConnectionRecord:
     """The live connection called ``name``; :class:`ConnectionNotFoundError` when absent or removed."""
     with Session(engine) as session:
         conn = session.exec(select(Connection).where(Connection.name == name)).first()
         if conn is None or conn.removed_at is not None:
             state = "was removed" if conn is not None else "does not exist"
             raise ConnectionNotFoundError(f"connection {name} {state}; list connections with: ghexport connections")
-        session.expunge(conn)
-    return conn
+        return ConnectionRecord.from_row(conn)
 
 
-def load_connection(engine: Engine, connection_id: int) -> Connection:
+def load_connection(engine: Engine, connection_id: int) -> ConnectionRecord:
     """The connection with this id for a worker; :class:`ConnectionNotFoundError` ("connection removed")
     when it was removed, or when no such row exists."""
     with Session(engine) as session:
@@ -235,17 +239,16 @@ def load_connection(engine: Engine, connection_id: int) -> Connection:
             raise ConnectionNotFoundError(f"connection {connection_id} does not exist")
         if conn.removed_at is not None:
             raise ConnectionNotFoundError(CONNECTION_REMOVED)
-        session.expunge(conn)
-    return conn
+        return ConnectionRecord.from_row(conn)
 
 
-def credential_for(conn: Connection, settings: Settings) -> Credential:
+def credential_for(conn: ConnectionRecord, settings: Settings) -> Credential:
     """The decrypted credential of ``conn``; :class:`ConfigurationError` when the key is missing or wrong."""
     secret = decrypt_secret(conn.client_secret_encrypted, settings.secret_key, connection=conn.name)
     return Credential(client_id=conn.client_id, client_secret=secret)
 
 
-def reader_for(conn: Connection, settings: Settings, **client_kw: Any) -> HarvestClient:
+def reader_for(conn: ConnectionRecord, settings: Settings, **client_kw: Any) -> HarvestClient:
     """A :class:`HarvestClient` for ``conn`` without ``sub`` (lists need the service account); use
     ``.with_sub(conn.user_id)`` for writes. ``client_kw`` goes to the client (``http_client``...)."""
     return HarvestClient(settings, credential_for(conn, settings), **client_kw)
@@ -259,32 +262,36 @@ def disconnect(engine: Engine, name: str) -> int:
         conn = session.exec(select(Connection).where(Connection.name == name)).first()
         if conn is None or conn.removed_at is not None:
             raise ConnectionNotFoundError(f"connection {name} does not exist or was already removed")
-        result = session.execute(
-            sa.update(Item)
-            .where(
-                col(Item.connection_id) == conn.id,
-                col(Item.status).in_(ItemStatus.ACTIVE),
-            )
-            .values(
-                status=ItemStatus.FAILED,
-                error=CONNECTION_REMOVED,
-                error_cause=CONNECTION_REMOVED_CAUSE,
-                owner=None,
-                lease_until=None,
-                updated_at=now,
-            )
+        # an UPDATE's result is a CursorResult (it has rowcount); Session.execute is typed with the base class
+        result = cast(
+            "CursorResult[Any]",
+            session.execute(
+                sa.update(Item)
+                .where(
+                    col(Item.connection_id) == conn.id,
+                    col(Item.status).in_(ACTIVE_STATUSES),
+                )
+                .values(
+                    status=ItemStatus.FAILED,
+                    error=CONNECTION_REMOVED,
+                    error_cause=CONNECTION_REMOVED_CAUSE,
+                    owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            ),
         )
         conn.client_secret_encrypted = ""
         conn.removed_at = now
         conn.updated_at = now
         session.add(conn)
         session.commit()
-        failed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        failed = int(result.rowcount or 0)
     log.info("disconnect %s: removed; %d unfinished items failed", name, failed)
     return failed
 
 
-def connection_summary(conn: Connection) -> dict[str, Any]:
+def connection_summary(conn: ConnectionRecord) -> dict[str, Any]:
     """A JSON-ready description of ``conn`` for operators; never the secret."""
     return {
         "id": conn.id,
@@ -296,7 +303,7 @@ def connection_summary(conn: Connection) -> dict[str, Any]:
         "source_name": conn.source_name,
         "prospects_only": conn.prospects_only,
         "pools_enabled": conn.pools_enabled,
-        "duplicate_policy": conn.duplicate_policy,
+        "duplicate_policy": conn.duplicate_policy.value,
         "scopes": list(conn.scopes),
         "created_at": conn.created_at.isoformat() if conn.created_at else None,
         "updated_at": conn.updated_at.isoformat() if conn.updated_at else None,

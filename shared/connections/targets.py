@@ -6,11 +6,10 @@ connection with pools enabled, a pool Greenhouse knows and, when given, a stage 
 
 from __future__ import annotations
 
-from typing import Literal
-
 from shared.connections.lookups import Lookups
 from shared.errors import TargetNotAllowedError
-from shared.store.models import Connection, TargetKind
+from shared.store.models import TargetKind
+from shared.store.records import ConnectionRecord
 
 
 def check_job_open(job_id: int, lookups: Lookups) -> None:
@@ -27,8 +26,8 @@ def check_job_open(job_id: int, lookups: Lookups) -> None:
 
 
 def check_target(
-    conn: Connection,
-    kind: Literal["job", "prospect"] | str,
+    conn: ConnectionRecord,
+    kind: TargetKind | str,
     job_id: int | None,
     pool_id: int | None,
     stage_id: int | None,

@@ -13,6 +13,7 @@ Item status model (grows with the roadmap, see ``docs/design.md``)::
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
@@ -29,8 +30,12 @@ def aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
-class ItemStatus:
-    """Item statuses of the operator contract (plain strings in the table, so the set can grow)."""
+class ItemStatus(StrEnum):
+    """Item statuses of the operator contract.
+
+    The ``status`` column stays a plain string (no database enum), so a new status needs a member here
+    and no migration; a member compares and serialises as its value (``ItemStatus.EXPORTED == "exported"``).
+    """
 
     QUEUED = "queued"
     SENDING = "sending"
@@ -39,24 +44,26 @@ class ItemStatus:
     SKIPPED = "skipped"
     FAILED = "failed"
 
-    ACTIVE = (QUEUED, SENDING)
-    DONE = (EXPORTED, SYNCED)
-    ALL = (QUEUED, SENDING, EXPORTED, SYNCED, SKIPPED, FAILED)
+
+ACTIVE_STATUSES: tuple[ItemStatus, ...] = (ItemStatus.QUEUED, ItemStatus.SENDING)
+"""Statuses of an item some worker will still work on (or works on now)."""
+DONE_STATUSES: tuple[ItemStatus, ...] = (ItemStatus.EXPORTED, ItemStatus.SYNCED)
+"""Statuses of an item whose record is in Greenhouse (finishing with one stamps ``exported_at``)."""
 
 
-class TargetKind:
+class TargetKind(StrEnum):
+    """Where a batch exports to: a job (candidates with an application) or prospects."""
+
     JOB = "job"
     PROSPECT = "prospect"
 
 
-class DuplicatePolicy:
+class DuplicatePolicy(StrEnum):
     """What to do when a profile's email already belongs to a person in Greenhouse."""
 
     LINK = "link"  # add the application to that person (default)
     CREATE = "create"  # create a new record anyway
     SKIP = "skip"  # do not export; report the match
-
-    ALL = (LINK, CREATE, SKIP)
 
 
 class Connection(SQLModel, table=True):
@@ -134,7 +141,8 @@ class Item(SQLModel, table=True):
     create_sent_at: datetime | None = None
     """Set before a create is sent; with no candidate id afterwards, the outcome is unknown: reconcile."""
     parts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    """Parts already added, by name (``educations``, ``employments``, ``tags``, ``note``) -> Greenhouse ids."""
+    """The item's export progress as JSON: read and written only through
+    :class:`shared.store.progress.ItemProgress` (``from_stored`` / ``to_stored``), never by key."""
     warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     error: str | None = Field(default=None, max_length=2000)
     error_cause: str | None = Field(default=None, max_length=100)

@@ -14,9 +14,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from shared.store.models import Person, utcnow
+from shared.store.records import PersonRecord
 
 
-def claim_person(engine: Engine, connection_id: int, profile_id: str, item_id: int) -> Person:
+def claim_person(engine: Engine, connection_id: int, profile_id: str, item_id: int) -> PersonRecord:
     """The ledger row of (connection, profile), inserted with ``item_id`` as owner if absent.
 
     Whoever owns the row (and it has no candidate id yet) is the only item allowed to create a record.
@@ -83,12 +84,12 @@ def release_person(engine: Engine, person_id: int, owner: int) -> None:
         )
 
 
-def _get_person(engine: Engine, connection_id: int, profile_id: str) -> Person:
-    with Session(engine, expire_on_commit=False) as session:
-        person = session.exec(
+def _get_person(engine: Engine, connection_id: int, profile_id: str) -> PersonRecord:
+    with Session(engine) as session:
+        row = session.exec(
             select(Person).where(Person.connection_id == connection_id, Person.profile_id == profile_id)
         ).one()
-        return person
+        return PersonRecord.from_row(row)
 
 
 def _insert_ignore(engine: Engine) -> Any:

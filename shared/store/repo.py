@@ -2,13 +2,13 @@
 
 Every function takes the engine and opens its own short transaction, so a worker never holds a database
 transaction across a Harvest call. Writes by a worker are guarded by ``owner`` and status ``sending``:
-a worker whose lease was taken over cannot overwrite the new owner's progress. The person ledger is
-:mod:`shared.store.people`.
+a worker whose lease was taken over cannot overwrite the new owner's progress. Reads return records
+(:mod:`shared.store.records`), never table rows. The person ledger is :mod:`shared.store.people`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from shared.errors import LeaseLostError
-from shared.store.models import Batch, Item, ItemStatus, Person, utcnow
+from shared.store.models import DONE_STATUSES, Batch, Item, ItemStatus, Person, utcnow
+from shared.store.progress import ItemProgress
+from shared.store.records import BatchRecord, ItemRecord
 
 CHUNK = 500
 """Rows per IN (...) list and per bulk statement (well under SQLite's parameter limit)."""
@@ -87,7 +89,7 @@ def create_batch(engine: Engine, batch: Batch, items: Sequence[NewItem]) -> Batc
                     "error_cause": "already_exported" if skipped else None,
                     "attempts": 0,
                     "linked_existing": False,
-                    "parts": {},
+                    "parts": ItemProgress().to_stored(),
                     "warnings": [],
                     "created_at": now,
                     "updated_at": now,
@@ -113,19 +115,21 @@ def mark_enqueued(engine: Engine, item_ids: Sequence[int], when: datetime | None
             conn.execute(sa.update(Item).where(col(Item.id).in_(part)).values(enqueued_at=when))
 
 
-def get_item(engine: Engine, item_id: int) -> Item | None:
-    """The item, detached from any session."""
-    with Session(engine, expire_on_commit=False) as session:
-        return session.get(Item, item_id)
+def get_item(engine: Engine, item_id: int) -> ItemRecord | None:
+    """The item, or None when there is no such item."""
+    with Session(engine) as session:
+        row = session.get(Item, item_id)
+        return ItemRecord.from_row(row) if row is not None else None
 
 
-def get_batch(engine: Engine, batch_id: str) -> Batch | None:
-    """The batch, detached from any session."""
-    with Session(engine, expire_on_commit=False) as session:
-        return session.get(Batch, batch_id)
+def get_batch(engine: Engine, batch_id: str) -> BatchRecord | None:
+    """The batch, or None when there is no such batch."""
+    with Session(engine) as session:
+        row = session.get(Batch, batch_id)
+        return BatchRecord.from_row(row) if row is not None else None
 
 
-def claim_item(engine: Engine, item_id: int, owner: str, lease_s: float) -> Item | None:
+def claim_item(engine: Engine, item_id: int, owner: str, lease_s: float) -> ItemRecord | None:
     """Take the item for ``owner``: ``queued`` (or ``sending`` whose lease ran out) -> ``sending``.
 
     Returns the claimed item, or None when it is done, failed, skipped or held by a live lease: a
@@ -158,8 +162,13 @@ def claim_item(engine: Engine, item_id: int, owner: str, lease_s: float) -> Item
 def update_item(engine: Engine, item_id: int, owner: str, /, **values: Any) -> None:
     """Write progress on an item this worker holds; raises :class:`LeaseLostError` otherwise.
 
-    ``owner`` is positional-only so ``values`` may set the column ``owner`` (finish and release clear it).
+    ``values`` are named as the fields of :class:`ItemRecord`: columns, and ``progress`` (an
+    :class:`ItemProgress`), which is stored as JSON in the column ``parts``. ``owner`` is positional-only
+    so ``values`` may set the column ``owner`` (finish and release clear it).
     """
+    if "progress" in values:
+        progress: ItemProgress = values.pop("progress")
+        values["parts"] = progress.to_stored()
     values["updated_at"] = utcnow()
     stmt = (
         sa.update(Item)
@@ -171,10 +180,10 @@ def update_item(engine: Engine, item_id: int, owner: str, /, **values: Any) -> N
             raise LeaseLostError(f"item {item_id} is no longer held by {owner}")
 
 
-def finish_item(engine: Engine, item_id: int, owner: str, status: str, **values: Any) -> None:
+def finish_item(engine: Engine, item_id: int, owner: str, status: ItemStatus, **values: Any) -> None:
     """End the work of this owner on the item with ``status`` (exported, skipped, failed)."""
     now = utcnow()
-    if status in ItemStatus.DONE:
+    if status in DONE_STATUSES:
         values.setdefault("exported_at", now)
     update_item(engine, item_id, owner, status=status, owner=None, lease_until=None, **values)
 
@@ -190,10 +199,11 @@ def release_item(engine: Engine, item_id: int, owner: str, *, counts: bool = Tru
 # --- status and operator actions -----------------------------------------------------------------
 
 
-def batch_items(engine: Engine, batch_id: str) -> list[Item]:
+def batch_items(engine: Engine, batch_id: str) -> list[ItemRecord]:
     """Every item of a batch, in id order."""
-    with Session(engine, expire_on_commit=False) as session:
-        return list(session.exec(select(Item).where(Item.batch_id == batch_id).order_by(col(Item.id))).all())
+    with Session(engine) as session:
+        rows = session.exec(select(Item).where(Item.batch_id == batch_id).order_by(col(Item.id))).all()
+        return [ItemRecord.from_row(row) for row in rows]
 
 
 def requeue_failed(engine: Engine, batch_id: str | None = None) -> list[int]:
@@ -202,7 +212,7 @@ def requeue_failed(engine: Engine, batch_id: str | None = None) -> list[int]:
         where = [col(Item.status) == ItemStatus.FAILED, col(Item.error_cause) != "connection_removed"]
         if batch_id is not None:
             where.append(col(Item.batch_id) == batch_id)
-        ids = [int(r[0]) for r in conn.execute(sa.select(Item.id).where(*where).order_by(Item.id))]  # type: ignore[call-overload]
+        ids = _stored_ids(conn.scalars(sa.select(col(Item.id)).where(*where).order_by(col(Item.id))))
         for part in chunks(ids):
             conn.execute(
                 sa.update(Item)
@@ -217,8 +227,8 @@ def lost_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list
     ``sending`` with an expired lease."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(Item.id)  # type: ignore[call-overload]
+        ids = conn.scalars(
+            sa.select(col(Item.id))
             .where(
                 sa.or_(
                     sa.and_(
@@ -230,7 +240,13 @@ def lost_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list
                     sa.and_(col(Item.status) == ItemStatus.SENDING, col(Item.lease_until) < utcnow()),
                 )
             )
-            .order_by(Item.id)
+            .order_by(col(Item.id))
             .limit(limit)
         )
-        return [int(r[0]) for r in rows]
+        return _stored_ids(ids)
+
+
+def _stored_ids(ids: Iterable[int | None]) -> list[int]:
+    """Primary keys read from stored rows. The table types ``id`` as optional for inserts, but a stored
+    row always has one."""
+    return [i for i in ids if i is not None]

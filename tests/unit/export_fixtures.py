@@ -19,7 +19,8 @@ from shared.profiles.model import Profile
 from shared.resources import Resources
 from shared.settings import ExportSettings, HarvestSettings, LimiterSettings, Settings
 from shared.store import repo
-from shared.store.models import Batch, Connection, TargetKind
+from shared.store.models import Batch, TargetKind
+from shared.store.records import ConnectionRecord, ItemRecord
 from workers.export import ExportDeps, export_item
 from workers.outcome import Outcome
 
@@ -46,6 +47,7 @@ class Clock:
 def make_settings(database_url: str, **export: Any) -> Settings:
     """Test settings: fresh secret key, no quick retries, limiter off, export overrides."""
     return Settings(
+        # mypy builds Settings.__init__ from the fields only: it cannot see pydantic-settings' init options
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
         harvest_url="http://sandbox.test",
@@ -68,7 +70,7 @@ class Env:
     settings: Settings
     res: Resources
     deps: ExportDeps
-    conn: Connection
+    conn: ConnectionRecord
     http: httpx.Client
     batches: list[str] = field(default_factory=list)
 
@@ -80,7 +82,7 @@ class Env:
         self,
         profiles: list[Profile],
         *,
-        kind: str = TargetKind.JOB,
+        kind: TargetKind = TargetKind.JOB,
         job_id: int | None = s.OPEN_JOB_ID,
         pool_id: int | None = None,
         stage_id: int | None = None,
@@ -91,7 +93,7 @@ class Env:
         """Record a batch of ``profiles`` for this connection (as the producer does)."""
         batch = Batch(
             id="",
-            connection_id=self.conn.id,  # type: ignore[arg-type]
+            connection_id=self.conn.id,
             target_kind=kind,
             job_id=job_id,
             pool_id=pool_id,
@@ -106,6 +108,12 @@ class Env:
 
     def export(self, item_id: int) -> Outcome:
         return export_item(self.deps, item_id)
+
+    def item(self, item_id: int) -> ItemRecord:
+        """The stored item ``item_id`` (which must exist)."""
+        item = repo.get_item(self.engine, item_id)
+        assert item is not None, f"no item {item_id}"
+        return item
 
     def candidates(self) -> list[dict[str, Any]]:
         """Sandbox candidates other than the seeded existing one."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from shared.connections.checks import (
 from shared.connections.crypto import MISSING_KEY, generate_key
 from shared.connections.service import (
     CONNECTION_REMOVED,
+    ConnectResult,
     connect,
     connection_summary,
     credential_for,
@@ -76,8 +78,8 @@ def engine(settings: Settings) -> Iterator[Engine]:
     eng.dispose()
 
 
-def _connect(settings: Settings, engine: Engine, http: httpx.Client, **kw: object):  # type: ignore[no-untyped-def]
-    args: dict[str, object] = {
+def _connect(settings: Settings, engine: Engine, http: httpx.Client, **kw: Any) -> ConnectResult:
+    args: dict[str, Any] = {
         "name": "acme",
         "client_id": CLIENT_ID,
         "client_secret": SecretStr(CLIENT_SECRET),
@@ -86,10 +88,12 @@ def _connect(settings: Settings, engine: Engine, http: httpx.Client, **kw: objec
         "readback_wait_s": 0.0,
     }
     args.update(kw)
-    return connect(settings, engine, **args)  # type: ignore[arg-type]
+    return connect(settings, engine, **args)
 
 
-def test_connect_checks_everything_and_stores_the_connection(settings, engine, http) -> None:
+def test_connect_checks_everything_and_stores_the_connection(
+    settings: Settings, engine: Engine, http: httpx.Client
+) -> None:
     result = _connect(settings, engine, http, enable_pools=True)
 
     assert result.created is True
@@ -109,12 +113,14 @@ def test_connect_checks_everything_and_stores_the_connection(settings, engine, h
     assert CLIENT_SECRET not in repr(stored) + str(connection_summary(stored)) + repr(result)
 
 
-def test_distinct_users_whose_emails_differ_only_in_case_map_to_their_own_ids(settings, engine, http) -> None:
+def test_distinct_users_whose_emails_differ_only_in_case_map_to_their_own_ids(
+    settings: Settings, engine: Engine, http: httpx.Client
+) -> None:
     result = _connect(settings, engine, http, name="lower", user_email=RECRUITER_LOWER_EMAIL)
     assert result.connection.user_id == RECRUITER_LOWER_USER_ID != RECRUITER_USER_ID
 
 
-def test_wrong_secret_is_refused_and_nothing_stored(settings, engine, http) -> None:
+def test_wrong_secret_is_refused_and_nothing_stored(settings: Settings, engine: Engine, http: httpx.Client) -> None:
     with pytest.raises(CredentialRefusedError) as err:
         _connect(settings, engine, http, client_secret=SecretStr("not-the-secret"))
     assert f"refused the client id {CLIENT_ID} or its client secret" in str(err.value)
@@ -122,7 +128,9 @@ def test_wrong_secret_is_refused_and_nothing_stored(settings, engine, http) -> N
     assert list_connections(engine) == []
 
 
-def test_every_missing_scope_is_named_in_one_message(settings, engine, http, sandbox) -> None:
+def test_every_missing_scope_is_named_in_one_message(
+    settings: Settings, engine: Engine, http: httpx.Client, sandbox: Sandbox
+) -> None:
     removed = {"harvest:candidates:merge", "harvest:notes:create", "harvest:prospect_pool_stages:list"}
     sandbox.add_credential("limited", "limited-secret", [s for s in ALL_SCOPES if s not in removed])
 
@@ -142,14 +150,18 @@ def test_every_missing_scope_is_named_in_one_message(settings, engine, http, san
     assert list_connections(engine) == []
 
 
-def test_credential_with_no_scope_lists_all_of_them(settings, engine, http, sandbox) -> None:
+def test_credential_with_no_scope_lists_all_of_them(
+    settings: Settings, engine: Engine, http: httpx.Client, sandbox: Sandbox
+) -> None:
     sandbox.add_credential("bare", "bare-secret", [])
     with pytest.raises(MissingPermissionsError) as err:
         _connect(settings, engine, http, client_id="bare", client_secret=SecretStr("bare-secret"))
     assert len(err.value.missing) == len(REQUIRED)
 
 
-def test_email_differing_only_in_case_is_refused_with_a_suggestion(settings, engine, http) -> None:
+def test_email_differing_only_in_case_is_refused_with_a_suggestion(
+    settings: Settings, engine: Engine, http: httpx.Client
+) -> None:
     with pytest.raises(UserMappingError) as err:
         _connect(settings, engine, http, user_email="RECRUITER.ONE@sandbox.example")
     message = str(err.value)
@@ -158,17 +170,17 @@ def test_email_differing_only_in_case_is_refused_with_a_suggestion(settings, eng
     assert list_connections(engine) == []
 
 
-def test_unknown_email_is_refused(settings, engine, http) -> None:
+def test_unknown_email_is_refused(settings: Settings, engine: Engine, http: httpx.Client) -> None:
     with pytest.raises(UserMappingError, match=r"no Greenhouse user has the email nobody@x\.example;"):
         _connect(settings, engine, http, user_email="nobody@x.example")
 
 
-def test_deactivated_user_is_refused(settings, engine, http) -> None:
+def test_deactivated_user_is_refused(settings: Settings, engine: Engine, http: httpx.Client) -> None:
     with pytest.raises(UserMappingError, match="is deactivated"):
         _connect(settings, engine, http, user_email=DEACTIVATED_EMAIL)
 
 
-def test_missing_source_says_how_to_create_it(settings, engine, http) -> None:
+def test_missing_source_says_how_to_create_it(settings: Settings, engine: Engine, http: httpx.Client) -> None:
     with pytest.raises(SourceProblemError) as err:
         _connect(settings, engine, http, source_name="Nope")
     assert "there is no source named Nope" in str(err.value)
@@ -178,12 +190,12 @@ def test_missing_source_says_how_to_create_it(settings, engine, http) -> None:
     )
 
 
-def test_source_with_another_strategy_is_explained(settings, engine, http) -> None:
+def test_source_with_another_strategy_is_explained(settings: Settings, engine: Engine, http: httpx.Client) -> None:
     with pytest.raises(SourceProblemError, match="the source LinkedIn exists with the strategy Social Media"):
         _connect(settings, engine, http, source_name="LinkedIn")
 
 
-def test_missing_secret_key_fails_before_any_request(sqlite_url, engine) -> None:
+def test_missing_secret_key_fails_before_any_request(sqlite_url: str, engine: Engine) -> None:
     calls: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -197,13 +209,15 @@ def test_missing_secret_key_fails_before_any_request(sqlite_url, engine) -> None
     assert calls == []
 
 
-def _candidate(sandbox: Sandbox, cid: int) -> dict:  # type: ignore[type-arg]
+def _candidate(sandbox: Sandbox, cid: int) -> dict[str, Any]:
     found = [c for c in sandbox.state_snapshot()["candidates"] if c["id"] == cid]
     assert len(found) == 1, f"candidate {cid} not in the sandbox"
     return found[0]
 
 
-def test_verify_prospect_exports_a_test_candidate_and_reads_it_back(settings, engine, http, sandbox) -> None:
+def test_verify_prospect_exports_a_test_candidate_and_reads_it_back(
+    settings: Settings, engine: Engine, http: httpx.Client, sandbox: Sandbox
+) -> None:
     result = _connect(settings, engine, http, verify="prospect")
 
     cid = result.verified_candidate_id
@@ -216,14 +230,18 @@ def test_verify_prospect_exports_a_test_candidate_and_reads_it_back(settings, en
     assert len(apps) == 1 and apps[0]["prospect"] is True and apps[0]["source_id"] == SOURCE_ID
 
 
-def test_verify_job_exports_to_the_open_job(settings, engine, http, sandbox) -> None:
+def test_verify_job_exports_to_the_open_job(
+    settings: Settings, engine: Engine, http: httpx.Client, sandbox: Sandbox
+) -> None:
     result = _connect(settings, engine, http, verify=OPEN_JOB_ID)
     assert result.verified_candidate_id is not None
     apps = _candidate(sandbox, result.verified_candidate_id)["applications"]
     assert [a["job_id"] for a in apps] == [OPEN_JOB_ID]
 
 
-def test_verify_job_refuses_a_closed_job_and_stores_nothing(settings, engine, http, sandbox) -> None:
+def test_verify_job_refuses_a_closed_job_and_stores_nothing(
+    settings: Settings, engine: Engine, http: httpx.Client, sandbox: Sandbox
+) -> None:
     before = len(sandbox.state_snapshot()["candidates"])
     with pytest.raises(TargetNotAllowedError, match=f"job {CLOSED_JOB_ID} is not open \\(status closed\\)"):
         _connect(settings, engine, http, verify=CLOSED_JOB_ID)
@@ -231,12 +249,12 @@ def test_verify_job_refuses_a_closed_job_and_stores_nothing(settings, engine, ht
     assert list_connections(engine) == []
 
 
-def test_verify_job_conflicts_with_prospects_only(settings, engine, http) -> None:
+def test_verify_job_conflicts_with_prospects_only(settings: Settings, engine: Engine, http: httpx.Client) -> None:
     with pytest.raises(UserError, match="--verify-job cannot be used with --prospects-only"):
         _connect(settings, engine, http, verify=OPEN_JOB_ID, prospects_only=True)
 
 
-def test_readback_waits_for_the_delayed_record(settings, engine) -> None:
+def test_readback_waits_for_the_delayed_record(settings: Settings, engine: Engine) -> None:
     now = [1000.0]
     sandbox = make_sandbox(clock=lambda: now[0], visibility_delay_s=5.0)
     slept: list[float] = []
@@ -253,7 +271,7 @@ def test_readback_waits_for_the_delayed_record(settings, engine) -> None:
     assert slept and sum(slept) >= 5.0
 
 
-def test_readback_gives_up_after_the_wait(settings, engine) -> None:
+def test_readback_gives_up_after_the_wait(settings: Settings, engine: Engine) -> None:
     sandbox = make_sandbox(visibility_delay_s=3600.0)
     clock = [0.0]
 
@@ -275,7 +293,9 @@ def test_readback_gives_up_after_the_wait(settings, engine) -> None:
     assert list_connections(engine) == []
 
 
-def test_secret_never_reaches_a_log_line(settings, engine, http, caplog) -> None:
+def test_secret_never_reaches_a_log_line(
+    settings: Settings, engine: Engine, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     _connect(settings, engine, http, verify="prospect")
     with pytest.raises(CredentialRefusedError):
@@ -287,7 +307,9 @@ def test_secret_never_reaches_a_log_line(settings, engine, http, caplog) -> None
     assert settings.secret_key.get_secret_value() not in everything
 
 
-def test_connect_again_rotates_the_secret_and_revives_a_removed_connection(settings, engine, http) -> None:
+def test_connect_again_rotates_the_secret_and_revives_a_removed_connection(
+    settings: Settings, engine: Engine, http: httpx.Client
+) -> None:
     first = _connect(settings, engine, http)
     disconnect(engine, "acme")
     second = _connect(settings, engine, http, prospects_only=True)
@@ -301,14 +323,14 @@ def test_connect_again_rotates_the_secret_and_revives_a_removed_connection(setti
     assert [c.name for c in list_connections(engine)] == ["acme"]
 
 
-def test_a_changed_key_cannot_decrypt(settings, engine, http) -> None:
+def test_a_changed_key_cannot_decrypt(settings: Settings, engine: Engine, http: httpx.Client) -> None:
     conn = _connect(settings, engine, http).connection
     other = settings.model_copy(update={"secret_key": SecretStr(generate_key())})
     with pytest.raises(ConfigurationError, match="cannot decrypt the stored secret of connection acme"):
         credential_for(conn, other)
 
 
-def _add_items(engine: Engine, connection_id: int, statuses: list[str]) -> None:
+def _add_items(engine: Engine, connection_id: int, statuses: Sequence[ItemStatus]) -> None:
     with Session(engine) as session:
         session.add(Batch(id="b1", connection_id=connection_id, target_kind="prospect", user_email="x", user_id=1))
         for n, status in enumerate(statuses):
@@ -316,9 +338,10 @@ def _add_items(engine: Engine, connection_id: int, statuses: list[str]) -> None:
         session.commit()
 
 
-def test_disconnect_fails_unfinished_items_and_keeps_the_row(settings, engine, http) -> None:
+def test_disconnect_fails_unfinished_items_and_keeps_the_row(
+    settings: Settings, engine: Engine, http: httpx.Client
+) -> None:
     conn = _connect(settings, engine, http).connection
-    assert conn.id is not None
     statuses = [ItemStatus.QUEUED, ItemStatus.SENDING, ItemStatus.EXPORTED, ItemStatus.FAILED]
     _add_items(engine, conn.id, statuses)
 
@@ -345,7 +368,7 @@ def test_disconnect_fails_unfinished_items_and_keeps_the_row(settings, engine, h
         disconnect(engine, "acme")
 
 
-def test_load_and_get_unknown_connections(engine) -> None:
+def test_load_and_get_unknown_connections(engine: Engine) -> None:
     with pytest.raises(ConnectionNotFoundError, match="does not exist"):
         load_connection(engine, 12345)
     with pytest.raises(ConnectionNotFoundError, match="connection ghost does not exist"):

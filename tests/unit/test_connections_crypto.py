@@ -23,7 +23,7 @@ def test_round_trip_and_ciphertext_hides_the_secret() -> None:
 
 
 @pytest.mark.parametrize("key", [None, SecretStr(""), SecretStr("  ")])
-def test_missing_key_says_how_to_generate_one(key) -> None:
+def test_missing_key_says_how_to_generate_one(key: SecretStr | None) -> None:
     with pytest.raises(ConfigurationError) as err:
         encrypt_secret(SecretStr("x"), key)
     assert str(err.value) == MISSING_KEY

@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlmodel import Session, col
 
 from shared.connections.service import disconnect
 from shared.harvest.sandbox import seed as s
 from shared.store import people, repo
-from shared.store.models import Connection, DuplicatePolicy, ItemStatus, TargetKind, utcnow
+from shared.store.models import Connection, DuplicatePolicy, Item, ItemStatus, TargetKind, utcnow
 from tests.unit.export_fixtures import Env, make_env, profile
 from workers.outcome import Finished, NotClaimed, RetryLater
 
@@ -85,7 +86,7 @@ def test_job_export_creates_one_complete_record(env: Env) -> None:
 
     (note,) = cand["notes"]
     assert "Builds calculating machines." in note["body"] and "Skills: Python, Go" in note["body"]
-    assert item.parts["note"] == note["id"]
+    assert item.progress.note_id == note["id"]
 
 
 def test_new_tag_is_created_once_across_profiles(env: Env) -> None:
@@ -108,7 +109,7 @@ def test_prospect_export_with_pool_and_stage(env: Env) -> None:
     assert app["prospect"] is True
     assert app["prospect_pool_id"] == s.POOL_ID and app["prospect_pool_stage_id"] == s.STAGE_2_ID
     assert app["prospect_owner_id"] == s.RECRUITER_USER_ID
-    assert repo.get_item(env.engine, item_id).greenhouse_application_id == app["id"]  # type: ignore[union-attr]
+    assert env.item(item_id).greenhouse_application_id == app["id"]
 
 
 # --- 3: redelivery ----------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ def test_redelivery_of_an_exported_item_does_nothing(env: Env) -> None:
     assert isinstance(outcome, NotClaimed)
     assert env.sandbox.stats()["total_requests"] == before_stats
     assert env.candidates() == before
-    assert repo.get_item(env.engine, item_id).attempts == 1  # type: ignore[union-attr]
+    assert env.item(item_id).attempts == 1
 
 
 # --- 4: unknown create outcomes ---------------------------------------------------------------------
@@ -159,7 +160,7 @@ def test_unknown_outcome_waits_for_visibility_then_adopts(new_env: Callable[...,
     env.sandbox.inject_fault("error_after", method="POST", path="/v3/candidates")
 
     assert isinstance(env.export(item_id), RetryLater)
-    attempts = repo.get_item(env.engine, item_id).attempts  # type: ignore[union-attr]
+    attempts = env.item(item_id).attempts
     creates = env.sandbox.stats()["requests"]["POST /v3/candidates"]
 
     env.clock.advance(10)
@@ -175,7 +176,7 @@ def test_unknown_outcome_waits_for_visibility_then_adopts(new_env: Callable[...,
     env.clock.advance(60)
     assert env.export(item_id) == EXPORTED
     landed = only(env)
-    assert repo.get_item(env.engine, item_id).greenhouse_candidate_id == landed["id"]  # type: ignore[union-attr]
+    assert env.item(item_id).greenhouse_candidate_id == landed["id"]
 
 
 def test_create_refused_before_applying_is_created_once_after_the_window(env: Env) -> None:
@@ -230,7 +231,7 @@ def test_create_rejected_by_greenhouse_fails_with_the_field_and_releases_the_per
     assert "job_id" in (item.error or "")
     assert item.create_sent_at is None
     assert env.candidates() == []
-    person = people.claim_person(env.engine, env.conn.id, "p-1", 999_999)  # type: ignore[arg-type]
+    person = people.claim_person(env.engine, env.conn.id, "p-1", 999_999)
     assert person.owner_item_id is None and person.greenhouse_candidate_id is None  # released
 
     # released: a later batch of the same profile may create the record
@@ -273,7 +274,7 @@ def test_existing_email_with_an_application_on_the_job_is_not_applied_twice(env:
     assert [a["id"] for a in apps] == [s.EXISTING_APPLICATION_ID]
 
 
-def set_policy(env: Env, policy: str) -> None:
+def set_policy(env: Env, policy: DuplicatePolicy) -> None:
     with Session(env.engine) as session:
         row = session.get(Connection, env.conn.id)
         assert row is not None
@@ -376,7 +377,7 @@ def test_second_item_waits_for_the_holder_then_links_to_its_record(env: Env) -> 
     (b,) = env.batch([profile()], job_id=s.OPEN_JOB_2_ID).to_enqueue
     # A is claimed and holds the create right (it is mid-flight)
     assert repo.claim_item(env.engine, a, "other-worker", 300) is not None
-    people.claim_person(env.engine, env.conn.id, "p-1", a)  # type: ignore[arg-type]
+    people.claim_person(env.engine, env.conn.id, "p-1", a)
 
     waiting = env.export(b)
 
@@ -387,9 +388,7 @@ def test_second_item_waits_for_the_holder_then_links_to_its_record(env: Env) -> 
 
     # A's worker dies; its lease runs out and A is exported on redelivery
     with env.engine.begin() as c:
-        from shared.store.models import Item
-
-        c.execute(Item.__table__.update().where(Item.__table__.c.id == a).values(lease_until=utcnow()))  # type: ignore[attr-defined]
+        c.execute(sa.update(Item).where(col(Item.id) == a).values(lease_until=utcnow()))
     assert env.export(a) == EXPORTED
     assert env.export(b) == EXPORTED
 
@@ -430,7 +429,7 @@ def test_application_added_to_a_linked_record_is_not_repeated_after_a_lost_answe
     apps = env.candidate(s.EXISTING_CANDIDATE_ID)["applications"]
     new = [x for x in apps if x["job_id"] == s.OPEN_JOB_2_ID]
     assert len(new) == 1
-    assert repo.get_item(env.engine, item_id).greenhouse_application_id == new[0]["id"]  # type: ignore[union-attr]
+    assert env.item(item_id).greenhouse_application_id == new[0]["id"]
 
 
 PARTS = [
@@ -585,7 +584,7 @@ def test_lost_part_of_a_record_greenhouse_still_creates_waits_instead_of_adding_
 
     waiting = env.export(item_id)
     assert isinstance(waiting, RetryLater) and "waiting for Greenhouse to show candidate" in waiting.reason
-    assert repo.get_item(env.engine, item_id).status == ItemStatus.QUEUED  # type: ignore[union-attr]
+    assert env.item(item_id).status == ItemStatus.QUEUED
 
     env.clock.advance(61)
     assert env.export(item_id) == EXPORTED
@@ -620,16 +619,56 @@ def test_a_record_that_never_becomes_readable_fails_after_the_sync_window(new_en
 
 
 def test_progress_renews_the_lease(new_env: Callable[..., Env]) -> None:
-    from workers.export import _Run
-
     env = new_env(lease_s=60.0)
     (item_id,) = env.batch([profile()]).to_enqueue
     claimed = repo.claim_item(env.engine, item_id, env.deps.owner, lease_s=1.0)
     assert claimed is not None and claimed.lease_until is not None
     first_lease = claimed.lease_until
 
-    _Run(env.deps, claimed).save(warnings=["progress"])
+    env.deps.start_run(claimed).save(warnings=["progress"])
 
     renewed = repo.get_item(env.engine, item_id)
     assert renewed is not None and renewed.lease_until is not None
     assert (renewed.lease_until - first_lease).total_seconds() > 50
+
+
+# --- rows stored by the previous version ----------------------------------------------------------------
+
+
+def stored_parts(env: Env, item_id: int) -> dict[str, Any]:
+    """The item's progress JSON exactly as stored in the column ``parts``."""
+    with env.engine.connect() as c:
+        parts: dict[str, Any] = c.execute(sa.select(col(Item.parts)).where(col(Item.id) == item_id)).scalar_one()
+    return parts
+
+
+def test_an_item_stored_by_the_previous_version_continues_where_it_stopped(env: Env) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault("error_before", method="POST", path="/v3/candidate_employments")
+    assert isinstance(env.export(item_id), RetryLater)  # record (with its application) and education added
+    (edu,) = only(env)["educations"]
+    # The previous version's layout, key for key: what it stored at this point, plus a note sent without answer.
+    legacy: dict[str, Any] = {
+        "record": "created",
+        "educations_sent": ["1"],
+        "educations": {"1": edu["id"]},
+        "employments_sent": ["1"],
+        "note": None,  # null, not absent: sent with an unknown outcome, so never sent again
+    }
+    assert stored_parts(env, item_id) == {k: v for k, v in legacy.items() if k != "note"}, "the layout is unchanged"
+    with env.engine.begin() as c:
+        c.execute(sa.update(Item).where(col(Item.id) == item_id).values(parts=legacy))
+
+    progress = env.item(item_id).progress
+    assert progress.note_sent is True and progress.note_id is None
+    assert progress.educations.done == {1: edu["id"]} and progress.employments.sent == {1}
+
+    assert env.export(item_id) == EXPORTED
+
+    cand = only(env)
+    (emp,) = cand["employments"]
+    assert len(cand["educations"]) == 1 and len(cand["applications"]) == 1
+    assert cand["notes"] == []
+    after = stored_parts(env, item_id)
+    assert after == {**legacy, "employments": {"1": emp["id"]}, "tags": after["tags"]}
+    assert sorted(after["tags"]) == ["Backend", "Rust Fans"]
