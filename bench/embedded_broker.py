@@ -21,6 +21,8 @@ from pathlib import Path
 import redis
 from celery import Celery
 
+from shared.queue.celery_app import task
+
 COUNTER = "bench:done"
 BROKER_ENV = "GHX_BENCH_BROKER"
 
@@ -34,7 +36,7 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
-@app.task(name="bench.tick")
+@task(app, name="bench.tick")
 def tick() -> None:
     """The trivial task: one INCR on the broker's Redis."""
     _client(os.environ[BROKER_ENV]).incr(COUNTER)

@@ -19,12 +19,20 @@ import redis
 from pydantic import SecretStr
 
 from producer.demo import sample_profiles
+from shared.profiles.model import Profile
 from shared.queue import names
 from shared.queue.messages import ExportItemMessage
 from shared.resources import Resources
 from shared.settings import Settings
 from shared.store import repo
 from shared.store.models import Batch, Connection, Item, ItemStatus
+
+
+def _saved_id(row_id: int | None) -> int:
+    """A row's primary key, which the store assigns on commit."""
+    if row_id is None:
+        raise RuntimeError("the row has no id: it was not committed")
+    return row_id
 
 
 def _connection(res: Resources) -> int:
@@ -41,21 +49,21 @@ def _connection(res: Resources) -> int:
         )
         s.add(conn)
         s.commit()
-        return int(conn.id)  # type: ignore[arg-type]
+        return _saved_id(conn.id)
 
 
 def _batch(conn_id: int) -> Batch:
     return Batch(id="", connection_id=conn_id, target_kind="job", job_id=1, user_email="b@example.org", user_id=1)
 
 
-def ours(res: Resources, conn_id: int, profiles: list) -> float:  # type: ignore[type-arg]
+def ours(res: Resources, conn_id: int, profiles: list[Profile]) -> float:
     t0 = time.perf_counter()
     created = repo.create_batch(res.engine, _batch(conn_id), [repo.NewItem(p.id, p.snapshot()) for p in profiles])
     res.publish(created.to_enqueue)
     return time.perf_counter() - t0
 
 
-def naive(res: Resources, conn_id: int, profiles: list) -> float:  # type: ignore[type-arg]
+def naive(res: Resources, conn_id: int, profiles: list[Profile]) -> float:
     from sqlmodel import Session
 
     app = res.celery
@@ -76,7 +84,7 @@ def naive(res: Resources, conn_id: int, profiles: list) -> float:  # type: ignor
             )
             s.add(item)
             s.commit()
-            task.delay(ExportItemMessage(item_id=int(item.id)).to_task_args())  # type: ignore[arg-type]
+            task.delay(ExportItemMessage(item_id=_saved_id(item.id)).to_task_args())
     return time.perf_counter() - t0
 
 

@@ -16,7 +16,8 @@ import typer
 try:  # typer >= 0.29 vendors click; older releases use click itself
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import UsageError  # type: ignore[assignment]  # older typer: click's own class
+    # The fallback binds click's own class to the name mypy typed from typer's vendored copy (same API).
+    from click.exceptions import UsageError  # type: ignore[assignment]  # the other class of the same name
 
 from producer import cli_connections, cli_export, cli_run
 from producer.cli_base import app, close_resources, fail

@@ -7,7 +7,7 @@ command line; it is never printed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from pydantic import SecretStr
@@ -73,7 +73,7 @@ def connect_cmd(
 
     if verify_prospect and verify_job is not None:
         raise CliError("use either --verify-prospect or --verify-job, not both")
-    verify = "prospect" if verify_prospect else verify_job
+    verify: Literal["prospect"] | int | None = "prospect" if verify_prospect else verify_job
     res = resources()
     result = connect(
         res.settings,
@@ -86,7 +86,7 @@ def connect_cmd(
         prospects_only=prospects_only,
         enable_pools=enable_pools,
         duplicate_policy=on_duplicate,
-        verify=verify,  # type: ignore[arg-type]
+        verify=verify,
         http_client=res.http,
         limiter=res.limiter,
         token_cache=res.token_cache,

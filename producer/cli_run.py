@@ -8,13 +8,33 @@ import sys
 import threading
 import time
 from collections import Counter
-from typing import Annotated, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 import typer
 from rich.table import Table
 
 from producer import cli_base
 from producer.cli_base import CliError, console, handle_errors, print_json
+
+if TYPE_CHECKING:
+    from shared.harvest.sandbox.stats import StatsSnapshot
+
+
+class DemoSummary(TypedDict):
+    """What ``ghexport demo`` reports (``--json`` prints it as is)."""
+
+    batches: dict[str, str]
+    """Target kind (``prospect``, ``job``) -> batch id."""
+    counts: dict[str, int]
+    exported: int
+    linked_to_existing: int
+    items_with_warnings: int
+    top_warning: str | None
+    greenhouse_records: int
+    harvest_requests: int
+    harvest_429s: int
+    seconds: float
 
 
 def register(app: typer.Typer) -> None:
@@ -135,8 +155,8 @@ def demo(
                 console.print(f"[bold]{b.enqueued} {label}[/] (batch {b.batch_id})")
             remaining = max(1.0, timeout - (time.monotonic() - started))
             docs.append(wait_for_batch(b.batch_id, quiet=json_out, timeout_s=remaining))
-        stats = env.sandbox.stats()  # type: ignore[attr-defined]
-        records = len(env.sandbox.state_snapshot()["candidates"])  # type: ignore[attr-defined]
+        stats = env.sandbox.stats()
+        records = len(env.sandbox.state_snapshot()["candidates"])
         cli_base.use_resources(None)
         summary = _summary(docs, stats, records, time.monotonic() - started)
         if summary["exported"] != candidates:
@@ -150,7 +170,8 @@ def demo(
         raise CliError(f"only {summary['exported']} of {candidates} candidates were exported")
 
 
-def _summary(docs: list[dict[str, Any]], stats: dict[str, Any], records: int, elapsed: float) -> dict[str, Any]:
+def _summary(docs: Sequence[Mapping[str, Any]], stats: StatsSnapshot, records: int, elapsed: float) -> DemoSummary:
+    # A batch document is producer.api's JSON status (nested dicts and lists): read by key, hence Any.
     counts: Counter[str] = Counter()
     warnings: Counter[str] = Counter()
     linked = with_warnings = 0
@@ -168,13 +189,13 @@ def _summary(docs: list[dict[str, Any]], stats: dict[str, Any], records: int, el
         "items_with_warnings": with_warnings,
         "top_warning": warnings.most_common(1)[0][0] if warnings else None,
         "greenhouse_records": records,
-        "harvest_requests": stats.get("total_requests"),
-        "harvest_429s": stats.get("rate_limited"),
+        "harvest_requests": stats["total_requests"],
+        "harvest_429s": stats["rate_limited"],
         "seconds": round(elapsed, 1),
     }
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: DemoSummary) -> None:
     table = Table(title="Export to Greenhouse (local sandbox)", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()

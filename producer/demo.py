@@ -12,12 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from shared.profiles.model import Profile
 from shared.resources import Resources
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.harvest.sandbox import Sandbox, SandboxServer
 
 FIRST_NAMES = ["Ada", "Zoë", "José", "Łukasz", "美咲", "Ngozi", "Søren", "Aarav", "Fatima", "محمد", "Chloé", "Ivan"]
 LAST_NAMES = ["Quinn", "Müller", "García", "Kowalski", "佐藤", "Okafor", "Øster", "Sharma", "Haddad", "علي", "Dubois"]
@@ -81,8 +85,8 @@ class DemoEnv:
 
     settings: Settings
     resources: Resources
-    sandbox: object
-    server: object
+    sandbox: Sandbox
+    server: SandboxServer
     worker: subprocess.Popen[bytes]
     worker_log: Path
 
@@ -128,7 +132,10 @@ def demo_environment(*, concurrency: int = 4, rate_limit: int = 300, window_s: f
                 harvest_token_url=server.token_url,
                 secret_key=SecretStr(generate_key()),
                 embedded_dir=str(root / "embedded"),
-                limiter={"requests": rate_limit, "window_s": window_s},  # type: ignore[arg-type]
+                # A dict, not LimiterSettings(...): pydantic-settings merges a dict with GHX_LIMITER__* from the
+                # environment, where an instance would replace them. Pydantic validates the dict into the model,
+                # but its __init__ signature can only name the model.
+                limiter={"requests": rate_limit, "window_s": window_s},  # type: ignore[arg-type]  # see above
             )
             res = Resources(settings)
             settings = settings.model_copy(update={"broker_url": res.broker_url})

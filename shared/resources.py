@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.errors import BrokerUnavailableError, ExporterError, StoreUnavailableError
 from shared.settings import EMBEDDED, Settings
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from shared.harvest.auth import TokenCache
     from shared.harvest.client import HarvestClient
     from shared.harvest.limiter import RateGate
-    from shared.store.models import Connection
+    from shared.store.records import ConnectionRecord
 
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
 
@@ -135,7 +135,7 @@ class Resources:
 
     # --- factories --------------------------------------------------------------------------------------
 
-    def harvest_for(self, conn: Connection) -> HarvestClient:
+    def harvest_for(self, conn: ConnectionRecord) -> HarvestClient:
         """A Harvest client on ``conn``'s credential, without ``sub`` (reads); ``.with_sub(id)`` writes."""
         from shared.connections.service import reader_for
 
@@ -143,16 +143,11 @@ class Resources:
             conn, self.settings, http_client=self.http, token_cache=self.token_cache, limiter=self.limiter
         )
 
-    def lookups_for(self, conn: Connection, reader: HarvestClient | None = None) -> Lookups:
+    def lookups_for(self, conn: ConnectionRecord, reader: HarvestClient | None = None) -> Lookups:
         """Cached lookups (jobs, pools, options, tags) of ``conn``, shared through Redis."""
         from shared.connections.lookups import Lookups
 
-        return Lookups(
-            reader or self.harvest_for(conn),
-            int(conn.id),  # type: ignore[arg-type]
-            self.redis,
-            self.settings.cache_ttl_s,
-        )
+        return Lookups(reader or self.harvest_for(conn), conn.id, self.redis, self.settings.cache_ttl_s)
 
     def publish(self, item_ids: list[int]) -> int:
         """Send one export task per item on :attr:`celery` and stamp them ``enqueued_at``."""
@@ -200,6 +195,6 @@ def translate_error(exc: BaseException) -> ExporterError | None:
     return None
 
 
-def _first_line(exc: BaseException | Any) -> str:
+def _first_line(exc: object) -> str:
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__

@@ -51,11 +51,15 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-@signals.worker_process_init.connect
 def _init_process(**_: object) -> None:
     runtime.start()
 
 
-@signals.worker_process_shutdown.connect
 def _close_process(**_: object) -> None:
     runtime.stop()
+
+
+# Connected by a plain call rather than as decorators: celery is untyped, and its decorator would erase
+# these functions' types. Same registration (weak references to module-level functions, which live on).
+signals.worker_process_init.connect(_init_process)
+signals.worker_process_shutdown.connect(_close_process)

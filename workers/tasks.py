@@ -4,13 +4,11 @@ retry. Registered under the stable names of :mod:`shared.queue.names`."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from celery import Task
 from pydantic import ValidationError
 
 from shared.queue import names
-from shared.queue.celery_app import safe_countdown
+from shared.queue.celery_app import BoundTask, bound_task, safe_countdown, task
 from shared.queue.messages import ExportItemMessage
 from workers.app import app, runtime
 from workers.export import export_item
@@ -21,8 +19,8 @@ log = logging.getLogger("ghexport.worker")
 UNEXPECTED_ERROR_RETRY_S = 30.0
 
 
-@app.task(name=names.EXPORT_ITEM_TASK, bind=True, max_retries=None, acks_late=True)
-def export_item_task(self: Task, message: Any) -> str:
+@bound_task(app, name=names.EXPORT_ITEM_TASK, max_retries=None, acks_late=True)
+def export_item_task(self: BoundTask, message: object) -> str:
     """Export one item; the message carries only its id (no PII, nothing secret in Flower)."""
     try:
         msg = ExportItemMessage.model_validate(message)
@@ -48,7 +46,7 @@ def export_item_task(self: Task, message: Any) -> str:
     return outcome.status
 
 
-@app.task(name=names.RECOVER_TASK)
+@task(app, name=names.RECOVER_TASK)
 def recover_task() -> int:
     """Re-enqueue items the broker lost (still ``queued`` long after publishing, or stale ``sending``)."""
     from shared.store import repo

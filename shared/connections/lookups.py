@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -91,7 +91,8 @@ class Lookups:
         self.cache = cache
         self.ttl_s = ttl_s
         self._clock = clock
-        self._local: dict[str, tuple[float, Any]] = {}
+        self._local: dict[str, tuple[float, object]] = {}
+        """Without Redis: name -> (expiry on ``clock``, the value in JSON form, re-validated on each hit)."""
 
     def _key(self, name: str) -> str:
         return f"{KEY_PREFIX}:{self.connection_id}:{name}"

@@ -19,11 +19,14 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack
 
 from shared.errors import ThrottledError
 from shared.harvest.ratelimit import RateLimitInfo
 from shared.settings import LimiterSettings
+
+if TYPE_CHECKING:
+    import redis
 
 ANNOUNCED_LIMIT_TTL_S = 24 * 3600
 """An announced limit is trusted for a day, then the configured budget applies again until re-announced."""
@@ -92,7 +95,7 @@ class RedisRateLimiter:
 
     def __init__(
         self,
-        redis_client: Any,
+        redis_client: redis.Redis,
         settings: LimiterSettings,
         *,
         sleep: Callable[[float], None] = time.sleep,
@@ -112,7 +115,7 @@ class RedisRateLimiter:
 
     def try_acquire(self, key: str) -> float:
         """One atomic attempt: 0.0 when a call was taken, else the seconds until one frees up."""
-        args = [
+        args: list[int | float | str] = [
             self.settings.requests,
             max(1, int(self.settings.window_s * 1000)),
             self.settings.headroom,
@@ -149,7 +152,17 @@ class RedisRateLimiter:
         self.redis.delete(*self._keys(key))
 
 
-def make_rate_gate(redis_client: Any | None, settings: LimiterSettings, **kw: Any) -> RateGate:
+class LimiterOptions(TypedDict, total=False):
+    """The optional keyword arguments of :class:`RedisRateLimiter`, passed through by :func:`make_rate_gate`."""
+
+    sleep: Callable[[float], None]
+    key_prefix: str
+    wall: Callable[[], float]
+
+
+def make_rate_gate(
+    redis_client: redis.Redis | None, settings: LimiterSettings, **kw: Unpack[LimiterOptions]
+) -> RateGate:
     """The shared Redis limiter, or :class:`NullRateLimiter` when disabled or without Redis."""
     if not settings.enabled or redis_client is None:
         return NullRateLimiter()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Protocol, Self, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -46,7 +46,15 @@ MAX_PAGES = 10_000  # a server that keeps answering "next" must not loop us fore
 PROBE_PASS_STATUSES = frozenset({400, 403, 404, 422})
 
 M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T", bound="HarvestTransport")
+
+JsonBody = dict[str, object]
+"""A request's JSON object body (a request model's :meth:`to_body`, or ``{}`` for a probe)."""
+
+
+class RequestBody(Protocol):
+    """A Harvest request model (:mod:`shared.harvest.models`): what a create sends as its JSON body."""
+
+    def to_body(self) -> JsonBody: ...
 
 
 def chunk_ids(ids: Iterable[int], size: int = MAX_IDS) -> list[str]:
@@ -131,7 +139,7 @@ class HarvestTransport:
         """The last budget Harvest announced (429s carry none, so the previous value is kept)."""
         return self._shared.last_rate_limit
 
-    def with_sub(self: T, sub: int | None) -> T:
+    def with_sub(self, sub: int | None) -> Self:
         """A sibling acting as user ``sub`` (None: the credential's service account; lists need a Site
         Admin or none). Shares the HTTP client, token cache and limiter; closing it closes nothing."""
         clone = copy.copy(self)
@@ -145,7 +153,7 @@ class HarvestTransport:
         if self._owns_http:
             self._http.close()
 
-    def __enter__(self) -> HarvestTransport:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -172,7 +180,7 @@ class HarvestTransport:
             self._shared.last_rate_limit = info
             self.limiter.observe(self.credential.client_id, info)
 
-    def _send_once(self, method: str, url: str, params: dict[str, str] | None, body: Any) -> httpx.Response:
+    def _send_once(self, method: str, url: str, params: dict[str, str] | None, body: JsonBody | None) -> httpx.Response:
         path = urlsplit(url).path  # never the query: it may carry an email address
         self.limiter.acquire(self.credential.client_id)
         request = self._http.build_request(
@@ -206,7 +214,7 @@ class HarvestTransport:
         url: str,
         *,
         params: dict[str, str] | None = None,
-        body: Any = None,
+        body: JsonBody | None = None,
         check: bool = True,
     ) -> httpx.Response:
         def attempt() -> httpx.Response:
@@ -256,9 +264,9 @@ class HarvestTransport:
     def _list_by(self, path: str, model: type[M], name: str, ids: Sequence[int], **extra: str) -> list[M]:
         return [item for chunk in chunk_ids(ids) for item in self._list(path, model, {name: chunk, **extra})]
 
-    def _create(self, path: str, body: BaseModel, model: type[M]) -> M:
+    def _create(self, path: str, body: RequestBody, model: type[M]) -> M:
         url = self._url(path)
-        response = self._request("POST", url, body=body.to_body())  # type: ignore[attr-defined]
+        response = self._request("POST", url, body=body.to_body())
         return _parse(model, self._json(response, "POST", path), "POST", path, response.status_code)
 
     # --- connect-time checks -----------------------------------------------------------------------

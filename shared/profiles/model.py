@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -208,7 +208,7 @@ def _message(msg: str) -> str:
     return msg[:1].lower() + msg[1:]
 
 
-def _readable_id(obj: dict[str, Any]) -> str | None:
+def _readable_id(obj: Mapping[str, object]) -> str | None:
     raw = obj.get("id")
     if isinstance(raw, bool):
         return None

@@ -3,18 +3,70 @@
 Delivery is at least once: ``acks_late`` with ``task_reject_on_worker_lost`` re-delivers the message of a
 worker killed mid-task, and the result store's claim with a lease makes a second run harmless. Every
 countdown we ask for stays well below the broker's visibility timeout (:func:`safe_countdown`).
+
+Celery ships no type information, so tasks are declared through :func:`task` and :func:`bound_task`, which
+call ``app.task`` unchanged and keep each task's own signature visible to mypy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue  # where Queue is defined: the package re-exports it lazily, out of mypy's sight
 
 from shared.queue import names
 from shared.settings import Settings
 
 COUNTDOWN_FRACTION_OF_VISIBILITY = 0.5
 """A retry countdown never exceeds this fraction of the visibility timeout (else Redis redelivers it)."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class RegisteredTask(Protocol[P, R_co]):
+    """A function registered as a Celery task: still callable with its own signature, and sendable.
+
+    Celery ships no type information, so its ``app.task`` decorator would turn every task into ``Any``;
+    :func:`task` and :func:`bound_task` give the result this type instead.
+    """
+
+    name: str
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
+        """Run the task in this process (no broker)."""
+        ...
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> object:
+        """Send the task with these arguments (the result handle is unused: results are ignored)."""
+        ...
+
+
+class BoundTask(Protocol):
+    """What a ``bind=True`` task uses of its first argument, the Celery ``Task`` it runs as."""
+
+    def retry(self, *, countdown: float | None = None) -> Exception:
+        """Schedule a new attempt in ``countdown`` seconds; Celery raises the returned ``Retry`` itself."""
+        ...
+
+
+def task(app: Celery, *, name: str, **options: object) -> Callable[[Callable[P, R]], RegisteredTask[P, R]]:
+    """``@app.task(name=name, **options)``, typed: the task keeps the decorated function's signature."""
+    register: Callable[[Callable[P, R]], RegisteredTask[P, R]] = app.task(name=name, **options)
+    return register
+
+
+def bound_task(
+    app: Celery, *, name: str, **options: object
+) -> Callable[[Callable[Concatenate[BoundTask, P], R]], RegisteredTask[P, R]]:
+    """``@app.task(name=name, bind=True, **options)``, typed: the function gets its :class:`BoundTask` first."""
+    register: Callable[[Callable[Concatenate[BoundTask, P], R]], RegisteredTask[P, R]] = app.task(
+        name=name, bind=True, **options
+    )
+    return register
 
 
 def make_celery(settings: Settings, broker_url: str) -> Celery:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import fakeredis
 import pytest
 from cryptography.fernet import Fernet
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import producer.cli_base as cli
 from producer.cli import app, register_commands
@@ -64,11 +64,11 @@ def res(sqlite_url: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> I
 CONNECT = ["connect", "--name", "acme", "--client-id", CLIENT_ID, "--user-email", RECRUITER_EMAIL]
 
 
-def _connect(*extra: str, secret: str = CLIENT_SECRET):  # type: ignore[no-untyped-def]
+def _connect(*extra: str, secret: str = CLIENT_SECRET) -> Result:
     return runner.invoke(app, [*CONNECT, "--client-secret", secret, *extra])
 
 
-def _fails_with_one_line(result, text: str) -> None:  # type: ignore[no-untyped-def]
+def _fails_with_one_line(result: Result, text: str) -> None:
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -76,14 +76,14 @@ def _fails_with_one_line(result, text: str) -> None:  # type: ignore[no-untyped-
     assert result.stdout == ""
 
 
-def test_connect_prints_what_it_stored(res) -> None:
+def test_connect_prints_what_it_stored(res: Resources) -> None:
     result = _connect("--enable-pools")
     assert result.exit_code == 0, result.output
     assert f"connected acme as {RECRUITER_EMAIL} (id {RECRUITER_USER_ID})" in result.stdout
     assert CLIENT_SECRET not in result.output
 
 
-def test_connect_json_with_verification(res, sandbox) -> None:
+def test_connect_json_with_verification(res: Resources, sandbox: Sandbox) -> None:
     result = _connect("--verify-prospect", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -95,49 +95,49 @@ def test_connect_json_with_verification(res, sandbox) -> None:
     assert CLIENT_SECRET not in result.output
 
 
-def test_client_secret_from_the_environment(res, monkeypatch) -> None:
+def test_client_secret_from_the_environment(res: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GHX_CLIENT_SECRET", CLIENT_SECRET)
     result = runner.invoke(app, [*CONNECT, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["connection"]["name"] == "acme"
 
 
-def test_connect_wrong_secret_fails_with_one_line(res) -> None:
+def test_connect_wrong_secret_fails_with_one_line(res: Resources) -> None:
     _fails_with_one_line(_connect(secret="nope"), f"refused the client id {CLIENT_ID}")
 
 
-def test_connect_case_mismatch_fails_with_did_you_mean(res) -> None:
+def test_connect_case_mismatch_fails_with_did_you_mean(res: Resources) -> None:
     result = runner.invoke(app, [*CONNECT[:-1], "RECRUITER.ONE@sandbox.example", "--client-secret", CLIENT_SECRET])
     _fails_with_one_line(result, "did you mean")
 
 
-def test_connect_verify_closed_job_fails(res) -> None:
+def test_connect_verify_closed_job_fails(res: Resources) -> None:
     _fails_with_one_line(
         _connect("--verify-job", str(CLOSED_JOB_ID)), f"job {CLOSED_JOB_ID} is not open (status closed)"
     )
 
 
 @pytest.mark.parametrize("policy", ["link", "create", "skip"])
-def test_connect_stores_the_duplicate_policy(res, policy: str) -> None:
+def test_connect_stores_the_duplicate_policy(res: Resources, policy: str) -> None:
     result = _connect("--on-duplicate", policy, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["connection"]["duplicate_policy"] == policy
 
 
-def test_connect_refuses_an_unknown_duplicate_policy(res) -> None:
+def test_connect_refuses_an_unknown_duplicate_policy(res: Resources) -> None:
     _fails_with_one_line(_connect("--on-duplicate", "merge"), "unknown duplicate policy 'merge'")
 
 
-def test_connect_refuses_both_verifications(res) -> None:
+def test_connect_refuses_both_verifications(res: Resources) -> None:
     _fails_with_one_line(_connect("--verify-prospect", "--verify-job", str(OPEN_JOB_ID)), "either --verify-prospect")
 
 
-def test_connect_without_secret_key_says_keygen(res) -> None:
+def test_connect_without_secret_key_says_keygen(res: Resources) -> None:
     res.settings.secret_key = None
     _fails_with_one_line(_connect(), "ghexport keygen")
 
 
-def test_connections_lists_without_secrets(res) -> None:
+def test_connections_lists_without_secrets(res: Resources) -> None:
     assert _connect("--prospects-only").exit_code == 0
     result = runner.invoke(app, ["connections", "--json"])
     assert result.exit_code == 0, result.output
@@ -156,7 +156,7 @@ def test_connections_lists_without_secrets(res) -> None:
     assert CLIENT_SECRET not in table.stdout
 
 
-def test_jobs_lists_open_jobs_only(res) -> None:
+def test_jobs_lists_open_jobs_only(res: Resources) -> None:
     assert _connect().exit_code == 0
     result = runner.invoke(app, ["jobs", "--connection", "acme", "--json"])
     assert result.exit_code == 0, result.output
@@ -167,7 +167,7 @@ def test_jobs_lists_open_jobs_only(res) -> None:
     assert str(CLOSED_JOB_ID) not in table.stdout
 
 
-def test_pools_lists_pools_with_stages(res) -> None:
+def test_pools_lists_pools_with_stages(res: Resources) -> None:
     assert _connect("--enable-pools").exit_code == 0
     result = runner.invoke(app, ["pools", "--connection", "acme", "--json"])
     assert result.exit_code == 0, result.output
@@ -176,7 +176,7 @@ def test_pools_lists_pools_with_stages(res) -> None:
     assert runner.invoke(app, ["pools", "--connection", "acme"]).exit_code == 0
 
 
-def test_disconnect_then_the_connection_is_gone(res) -> None:
+def test_disconnect_then_the_connection_is_gone(res: Resources) -> None:
     assert _connect().exit_code == 0
     result = runner.invoke(app, ["disconnect", "acme", "--json"])
     assert result.exit_code == 0, result.output
@@ -186,7 +186,7 @@ def test_disconnect_then_the_connection_is_gone(res) -> None:
     assert json.loads(runner.invoke(app, ["connections", "--json"]).stdout) == {"connections": []}
 
 
-def test_unknown_connection_fails(res) -> None:
+def test_unknown_connection_fails(res: Resources) -> None:
     _fails_with_one_line(runner.invoke(app, ["pools", "--connection", "ghost"]), "ghost does not exist")
 
 

@@ -7,22 +7,46 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any, Protocol, TypedDict
 
 import httpx
 
+from shared.harvest.sandbox.routes_candidates import render
 from shared.harvest.sandbox.routing import reply
-from shared.harvest.sandbox.state import State
-
-if TYPE_CHECKING:
-    from shared.harvest.sandbox.app import Sandbox
+from shared.harvest.sandbox.state import Record, State
+from shared.harvest.sandbox.stats import StatsSnapshot
 
 
-def snapshot(state: State) -> dict[str, Any]:
+class StateSnapshot(TypedDict):
+    """:func:`snapshot`: the tenant's candidates with their children, its tags, and notes on no candidate."""
+
+    candidates: list[Record]
+    candidate_tags: list[Record]
+    orphan_notes: list[Record]
+
+
+class AdminTarget(Protocol):
+    """What the admin routes drive: :class:`~shared.harvest.sandbox.app.Sandbox`.
+
+    A protocol, so this module never imports ``app`` (which imports this module to route ``/_sandbox/``).
+    """
+
+    def state_snapshot(self) -> StateSnapshot: ...
+
+    def stats(self) -> StatsSnapshot: ...
+
+    def expire_tokens(self) -> None: ...
+
+    def inject_fault(self, kind: str, *, method: str = ..., path: str = ..., count: int = ...) -> None: ...
+
+    def add_credential(self, client_id: str, client_secret: str, scopes: Iterable[str]) -> None: ...
+
+
+def snapshot(state: State) -> StateSnapshot:
     """Candidates (rendered) each with applications, educations, employments, tags, notes, attachments."""
-    from shared.harvest.sandbox.routes_candidates import render
 
-    def children(table: dict[int, dict[str, Any]], cid: int) -> list[dict[str, Any]]:
+    def children(table: dict[int, Record], cid: int) -> list[Record]:
         return [dict(r) for r in table.values() if r.get("candidate_id") == cid]
 
     candidates = []
@@ -52,7 +76,7 @@ def _json(request: httpx.Request) -> dict[str, Any]:
     return body
 
 
-def handle(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
     """Serve one admin request; bad input is a 400 ``{"message": ...}``."""
     route = (request.method.upper(), request.url.path.rstrip("/"))
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import httpx
 
@@ -25,8 +24,8 @@ from shared.harvest.sandbox.auth import admit, authenticate, mint_token
 from shared.harvest.sandbox.faults import DEFAULT_SLOW_S, DropConnectionError, add_fault, take_fault
 from shared.harvest.sandbox.routing import Ctx, Route, reply
 from shared.harvest.sandbox.seed import seed
-from shared.harvest.sandbox.state import SandboxConfig, State
-from shared.harvest.sandbox.stats import Stats
+from shared.harvest.sandbox.state import SandboxConfig, State, Token
+from shared.harvest.sandbox.stats import Stats, StatsSnapshot
 from shared.harvest.sandbox.validate import ApiError
 
 ROUTES: list[Route] = [
@@ -109,12 +108,12 @@ class Sandbox:
         with self.state.lock:
             add_fault(self.state, kind, method, path, count)
 
-    def state_snapshot(self) -> dict[str, Any]:
+    def state_snapshot(self) -> admin.StateSnapshot:
         """JSON-serialisable view of candidates with their children, plus tags and orphan notes."""
         with self.state.lock:
             return admin.snapshot(self.state)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> StatsSnapshot:
         """Traffic counters: see :class:`~shared.harvest.sandbox.stats.Stats`."""
         with self.state.lock:
             return self.stats_recorder.snapshot()
@@ -147,7 +146,7 @@ class Sandbox:
         method, path = request.method.upper(), request.url.path
         headers: dict[str, str] = {}
         with state.lock:
-            token = None
+            token: Token | None = None
             if path != "/token":
                 try:
                     token = authenticate(state, request)
@@ -184,7 +183,9 @@ class Sandbox:
             raise DropConnectionError(fault)
         return httpx.Response(500, headers=headers, json=SERVER_ERROR)
 
-    def _dispatch(self, request: httpx.Request, route: Route | None, ids: dict[str, int], token: Any) -> httpx.Response:
+    def _dispatch(
+        self, request: httpx.Request, route: Route | None, ids: dict[str, int], token: Token
+    ) -> httpx.Response:
         if route is None:
             return reply(404, {"message": "Resource not found"})
         if route.scope not in token.scopes:

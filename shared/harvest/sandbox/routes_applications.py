@@ -47,8 +47,10 @@ UPDATE_APPLICATION = {
 }
 
 
-def _user_errors(state: State, app: dict[str, Any], names: tuple[str, ...], prefix: str) -> list:
-    errors = []
+def _user_errors(
+    state: State, app: dict[str, Any], names: tuple[str, ...], prefix: str
+) -> list[tuple[str | None, str]]:
+    errors: list[tuple[str | None, str]] = []
     for name in names:
         uid = app.get(name)
         if uid is None:
@@ -60,7 +62,9 @@ def _user_errors(state: State, app: dict[str, Any], names: tuple[str, ...], pref
     return errors
 
 
-def semantic_errors(state: State, app: dict[str, Any], prefix: str, candidate_id: int | None) -> list:
+def semantic_errors(
+    state: State, app: dict[str, Any], prefix: str, candidate_id: int | None
+) -> list[tuple[str | None, str]]:
     """Reference checks of an application (already shape-checked); ``prefix`` like ``application.``."""
     errors: list[tuple[str | None, str]] = []
     if app.get("prospect") is True:

@@ -15,7 +15,7 @@ from shared.harvest.sandbox.validate import invalid, parse_bool, parse_choice, p
 JOB_STATUSES = ("open", "closed", "draft")
 
 
-def _rows(table: dict, keep: Callable[[Record], bool] = lambda r: True) -> list[Record]:
+def _rows(table: dict[int, Record], keep: Callable[[Record], bool] = lambda r: True) -> list[Record]:
     return [dict(r) for r in table.values() if keep(r)]
 
 

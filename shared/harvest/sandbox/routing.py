@@ -37,6 +37,8 @@ class Ctx:
     query: dict[str, str]
     ids: dict[str, int]
     token: Token
+    # Any, like Record: members are whatever JSON the client sent, read by name once check_body has
+    # checked them against the route's schema.
     _body: dict[str, Any] | None = field(default=None, repr=False)
 
     def body(self) -> dict[str, Any]:

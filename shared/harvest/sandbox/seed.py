@@ -6,10 +6,10 @@ to records created at run time (those start at :data:`FIRST_RUNTIME_ID`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from shared.harvest.sandbox.state import State
+# FIRST_RUNTIME_ID lives in state, which counts from it; it is re-exported here beside the seeded ids it
+# must stay above. Importing state (never the reverse) keeps the two modules out of an import cycle.
+from shared.harvest.sandbox.state import FIRST_RUNTIME_ID as FIRST_RUNTIME_ID
+from shared.harvest.sandbox.state import Record, State
 
 CLIENT_ID = "ghx-sandbox-client"
 CLIENT_SECRET = "ghx-sandbox-secret"
@@ -103,11 +103,10 @@ EXISTING_CANDIDATE_ID = 90000001
 EXISTING_EMAIL = "existing.person@example.org"
 EXISTING_APPLICATION_ID = 120000001
 
-FIRST_RUNTIME_ID = 100_000_001
 SEED_TIMESTAMP = "2026-01-05T09:00:00.000Z"
 
 
-def _user(uid: int, first: str, last: str, email: str, *, admin: bool = False, off: bool = False) -> dict:
+def _user(uid: int, first: str, last: str, email: str, *, admin: bool = False, off: bool = False) -> Record:
     return {
         "id": uid,
         "name": f"{first} {last}",
@@ -122,7 +121,7 @@ def _user(uid: int, first: str, last: str, email: str, *, admin: bool = False, o
     }
 
 
-def _job(jid: int, name: str, status: str) -> dict:
+def _job(jid: int, name: str, status: str) -> Record:
     return {
         "id": jid,
         "name": name,

@@ -11,7 +11,6 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
 
 import httpx
 
@@ -26,7 +25,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # else every keep-alive response waits ~40 ms for a delayed ACK
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         """Silence per-request logging."""
 
     def _serve(self) -> None:
@@ -60,7 +59,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     sandbox: Sandbox
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: object, client_address: object) -> None:
         """Client disconnects are normal here; keep stderr quiet."""
 
 

@@ -14,11 +14,15 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from shared.harvest.sandbox.seed import FIRST_RUNTIME_ID
-
-Record = dict
+# Any: a record's members differ by record kind and field (ids, strings, nested lists, nulls), just as in
+# Harvest's JSON, and the route handlers read them by name.
+Record = dict[str, Any]
 """A Harvest record as the sandbox stores it (the JSON object it returns)."""
+
+FIRST_RUNTIME_ID = 100_000_001
+"""First id given to a record created at run time; the seeded tenant's ids all lie below it."""
 
 
 @dataclass

@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
-from typing import Any
+from typing import TypedDict
 
 MAX_INVALID = 1000
+
+
+class InvalidRequest(TypedDict):
+    """One 4xx the sandbox sent (other than a 429), and why."""
+
+    route: str
+    status: int
+    reason: str
+
+
+class StatsSnapshot(TypedDict):
+    """:meth:`Stats.snapshot`: what tests, the demo and benchmarks read about the traffic."""
+
+    total_requests: int
+    requests: dict[str, dict[str, int]]
+    """Route key -> status (``"dropped"`` for a dropped connection) -> count."""
+    rate_limited: int
+    faults: dict[str, int]
+    invalid: list[InvalidRequest]
+    max_in_window: dict[str, int]
 
 
 class Stats:
@@ -16,7 +36,7 @@ class Stats:
         self.by_route: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.rate_limited = 0
         self.faults: Counter[str] = Counter()
-        self.invalid: deque[dict[str, Any]] = deque(maxlen=MAX_INVALID)
+        self.invalid: deque[InvalidRequest] = deque(maxlen=MAX_INVALID)
         self.max_in_window: dict[str, int] = {}
 
     def record(self, route: str, status: int | str, reason: str | None = None) -> None:
@@ -33,7 +53,7 @@ class Stats:
         if in_window > self.max_in_window.get(client_id, 0):
             self.max_in_window[client_id] = in_window
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> StatsSnapshot:
         """JSON-serialisable view."""
         return {
             "total_requests": self.total_requests,

@@ -10,24 +10,38 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import NotRequired, TypedDict
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_IDS = 50
 
 
+class ErrorItem(TypedDict):
+    """One member of an error body's ``errors`` list."""
+
+    field: str | None
+    message: str
+
+
+class ErrorBody(TypedDict):
+    """The JSON body of a Harvest error: ``{"message": ..., "errors": [...]}`` (``errors`` optional)."""
+
+    message: str
+    errors: NotRequired[list[ErrorItem]]
+
+
 class ApiError(Exception):
     """A Harvest error response: status, top-level message and optional ``errors`` list."""
 
-    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, status: int, message: str, errors: list[ErrorItem] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> ErrorBody:
         """The JSON body Harvest would send."""
-        out: dict[str, Any] = {"message": self.message}
+        out: ErrorBody = {"message": self.message}
         if self.errors is not None:
             out["errors"] = self.errors
         return out
