@@ -1,4 +1,11 @@
-"""Shared fixtures: real services for integration tests, skip on a laptop without them, fail under CI=true."""
+"""Shared fixtures: real services for integration tests, skip on a laptop without them, fail under CI=true.
+
+Every test runs with no ``GHX_*`` variable in its environment and in an empty working directory with no
+``.env`` (:func:`isolated_settings_env`), so a developer's shell or a ``.env`` in the checkout never changes
+an outcome; tests that start processes pass them an explicit environment. Every test under
+``tests/integration/`` carries the ``integration`` marker (:func:`pytest_collection_modifyitems`), so
+``pytest -m "not integration"`` runs the unit tests alone.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,49 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+SETTINGS_ENV_PREFIX = "GHX_"
+
+# Read once at import, before the autouse fixture below clears every GHX_* variable for the tests.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 REDIS_URL = os.environ.get("GHX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("GHX_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 POSTGRES_URL = os.environ.get("GHX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test collected from ``tests/integration/`` as ``integration`` (by folder, not per file)."""
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION_DIR):
+            item.add_marker(pytest.mark.integration)
+
+
+def clear_settings_env(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    """Hide every input of :class:`shared.settings.Settings` but its defaults and explicit arguments.
+
+    Deletes every ``GHX_*`` variable (any case: pydantic-settings matches names case-insensitively), moves
+    to ``workdir`` (a child process that inherits the working directory finds no ``.env`` either) and
+    stops ``Settings()`` from reading a ``.env`` file at all. Undone by ``monkeypatch`` after the test.
+    """
+    from shared.settings import Settings
+
+    for name in list(os.environ):
+        if name.upper().startswith(SETTINGS_ENV_PREFIX):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(workdir)
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test: no ``GHX_*`` variable, no ``.env``; an empty working directory of its own."""
+    clear_settings_env(monkeypatch, tmp_path_factory.mktemp("cwd"))
 
 
 def _reachable(url: str, default_port: int) -> bool:

@@ -29,8 +29,6 @@ from tests.unit.test_client_sandbox import (
     check_writes,
 )
 
-pytestmark = pytest.mark.integration
-
 
 def settings_for(server: SandboxServer, **harvest: object) -> Settings:
     return Settings(

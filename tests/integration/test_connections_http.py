@@ -40,8 +40,6 @@ from shared.store.db import open_store
 from shared.store.models import Batch, Item, ItemStatus
 from tests.connections_helpers import make_settings
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str:

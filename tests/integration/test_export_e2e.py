@@ -25,8 +25,6 @@ from shared.resources import Resources
 from shared.settings import Settings
 from shared.store import repo
 
-pytestmark = pytest.mark.integration
-
 N = 200
 RATE_LIMIT = 600
 WINDOW_S = 10.0

@@ -16,8 +16,6 @@ from shared.harvest.limiter import RedisRateLimiter
 from shared.harvest.ratelimit import RateLimitInfo
 from shared.settings import LimiterSettings
 
-pytestmark = pytest.mark.integration
-
 BUDGET = 5
 WINDOW_S = 1.0
 RUN_S = 2.5

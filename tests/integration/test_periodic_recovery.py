@@ -1,0 +1,107 @@
+"""The periodic recovery fired by the scheduler: ``ghexport worker --beat`` re-enqueues items the broker
+lost, with nobody calling ``recover`` by hand. Real Redis (its own database), real PostgreSQL, the Harvest
+sandbox over HTTP, the console script as operators run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from pydantic import SecretStr
+
+from producer import api
+from producer.demo import sample_profiles
+from shared.connections import service as connections
+from shared.connections.crypto import generate_key
+from shared.errors import PublishFailedError
+from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
+from shared.queue import names
+from shared.queue.celery_app import make_celery
+from shared.resources import Resources
+from shared.settings import Settings
+from shared.store import repo
+
+GHEXPORT = str(Path(sys.executable).with_name("ghexport"))
+BROKER_DB = 12
+"""This file's Redis database (test_export_e2e.py uses 9, test_worker_outcomes.py 11): flushed before and after."""
+REQUEUE_AFTER_S = 3.0
+"""Items queued this long are lost; the beat schedule runs the recovery every third of it (workers/app.py)."""
+
+
+def test_beat_recovers_items_the_broker_lost(redis_url: str, postgres_schema_url: str, tmp_path: Path) -> None:
+    db_url = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
+    broker = redis.Redis.from_url(db_url)
+    broker.flushdb()
+    sandbox = Sandbox(SandboxConfig(rate_limit=10_000, window_s=10.0))
+    with SandboxServer(sandbox) as server:
+        settings = Settings(
+            broker_url=db_url,
+            redis_url=db_url,
+            database_url=postgres_schema_url,
+            harvest_url=server.harvest_url,
+            harvest_token_url=server.token_url,
+            secret_key=SecretStr(generate_key()),
+            embedded_dir=str(tmp_path / "state"),  # where `ghexport worker --beat` keeps the beat schedule
+            export={"requeue_after_s": REQUEUE_AFTER_S},  # type: ignore[arg-type]
+        )
+        res = Resources(settings)
+        connections.connect(
+            settings, res.engine, name="r", client_id=seed.CLIENT_ID, client_secret=SecretStr(seed.CLIENT_SECRET),
+            user_email=seed.RECRUITER_EMAIL, http_client=res.http,
+        )  # fmt: skip
+        target = api.ExportTarget.job(seed.OPEN_JOB_ID)
+        profiles = sample_profiles(6, prefix="lost")
+
+        # published, then the broker loses the messages
+        lost = api.export_profiles(res, connection_name="r", profiles=profiles[:3], target=target)
+        assert lost.enqueued == 3
+        broker.delete(*broker.scan_iter(f"{names.EXPORT_QUEUE}*"))
+        # recorded, but the broker was down when publishing (a crash between commit and publish looks the same)
+        down = Resources(
+            settings, engine=res.engine, http_client=res.http, redis_client=res.redis,
+            celery_app=make_celery(settings, "redis://127.0.0.1:1/0"),
+        )  # fmt: skip
+        with pytest.raises(PublishFailedError) as failed:
+            api.export_profiles(down, connection_name="r", profiles=profiles[3:], target=target)
+        down.close()
+        batches = [lost.batch_id, failed.value.batch_id]
+        assert [api.batch_status(res, b)["counts"] for b in batches] == [{"queued": 3}, {"queued": 3}]
+        assert sum(int(broker.llen(k)) for k in broker.scan_iter(f"{names.EXPORT_QUEUE}*")) == 0
+
+        env = {**os.environ, **settings.to_env()}  # os.environ holds no GHX_* here (tests/conftest.py)
+        log = tmp_path / "worker.log"
+        with open(log, "wb") as out:
+            worker = subprocess.Popen(
+                [GHEXPORT, "worker", "--beat", "--concurrency", "1", "--loglevel", "INFO"], env=env, cwd=tmp_path,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 40
+            while not all(api.batch_status(res, b)["done"] for b in batches):
+                assert worker.poll() is None, f"the worker exited\n{log.read_text(errors='replace')}"
+                assert time.monotonic() < deadline, (
+                    f"not recovered: {[api.batch_status(res, b)['counts'] for b in batches]}\n"
+                    f"{log.read_text(errors='replace')}"
+                )
+                time.sleep(0.25)
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(timeout=10)
+
+        assert [api.batch_status(res, b)["counts"] for b in batches] == [{"exported": 3}, {"exported": 3}]
+        assert repo.lost_items(res.engine, 0) == []
+        emails = [e["value"] for c in sandbox.state_snapshot()["candidates"] for e in c["email_addresses"]]
+        assert all(emails.count(p.emails[0]) == 1 for p in profiles), emails  # each exactly once
+        res.close()
+    broker.flushdb()
+    broker.close()
