@@ -39,6 +39,7 @@ This module is the bottom layer of ``shared``: it imports nothing of ours.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 
 class ExporterError(Exception):
@@ -129,6 +130,15 @@ class FieldError:
         return f"{self.field}: {self.message}" if self.field else self.message
 
 
+class Where(TypedDict, total=False):
+    """Where a Harvest error happened: what every :class:`HarvestError` carries besides its message."""
+
+    status: int | None
+    method: str | None
+    path: str | None
+    request_id: str | None
+
+
 class HarvestError(ExporterError):
     """Base of every error the Harvest client raises."""
 
@@ -176,17 +186,8 @@ class RetryableError(HarvestError):
 class RateLimitedError(RetryableError):
     """HTTP 429. ``retry_after_s`` is how long Harvest asked us to wait (never None)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after_s: float,
-        status: int | None = None,
-        method: str | None = None,
-        path: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(message, status=status, method=method, path=path, request_id=request_id)
+    def __init__(self, message: str, *, retry_after_s: float, **where: Unpack[Where]) -> None:
+        super().__init__(message, **where)
         self.retry_after_s = retry_after_s
 
     @property
@@ -245,17 +246,8 @@ class AuthenticationError(PermanentError):
 class PermissionDeniedError(PermanentError):
     """HTTP 403: a scope is missing on the credential, or the acting user lacks a permission."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        missing_scope: str | None = None,
-        status: int | None = None,
-        method: str | None = None,
-        path: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(message, status=status, method=method, path=path, request_id=request_id)
+    def __init__(self, message: str, *, missing_scope: str | None = None, **where: Unpack[Where]) -> None:
+        super().__init__(message, **where)
         self.missing_scope = missing_scope
 
     @property
@@ -274,17 +266,8 @@ class NotFoundError(PermanentError):
 class InvalidRequestError(PermanentError):
     """HTTP 422 (or 400): Harvest rejected the request; ``field_errors`` says which fields and why."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        field_errors: list[FieldError] | None = None,
-        status: int | None = None,
-        method: str | None = None,
-        path: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(message, status=status, method=method, path=path, request_id=request_id)
+    def __init__(self, message: str, *, field_errors: list[FieldError] | None = None, **where: Unpack[Where]) -> None:
+        super().__init__(message, **where)
         self.field_errors = field_errors or []
 
     @property

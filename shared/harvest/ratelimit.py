@@ -14,7 +14,6 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypedDict
 
 import httpx
 
@@ -31,6 +30,7 @@ from shared.errors import (
     RateLimitedError,
     ServerError,
     UnexpectedResponseError,
+    Where,
 )
 
 LIMIT_HEADER = "X-RateLimit-Limit"
@@ -154,15 +154,6 @@ def _message(body: object, response: httpx.Response, field_errors: list[FieldErr
     return response.reason_phrase or f"HTTP {response.status_code}"
 
 
-class _Where(TypedDict):
-    """Where an error happened: the fields every :class:`HarvestError` carries."""
-
-    status: int
-    method: str
-    path: str
-    request_id: str | None
-
-
 def error_for_response(
     response: httpx.Response, method: str, path: str, *, now: float | None = None
 ) -> HarvestError | None:
@@ -173,7 +164,7 @@ def error_for_response(
     status = response.status_code
     body = _body(response)
     field_errors = _field_errors(body)
-    kw = _Where(status=status, method=method.upper(), path=path, request_id=response.headers.get(REQUEST_ID_HEADER))
+    kw = Where(status=status, method=method.upper(), path=path, request_id=response.headers.get(REQUEST_ID_HEADER))
     if status < 400:
         if isinstance(body, dict) and body.get("errors"):
             msg = "; ".join(str(e) for e in field_errors) or "response body carries errors"

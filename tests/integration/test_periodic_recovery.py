@@ -4,28 +4,21 @@ sandbox over HTTP, the console script as operators run it."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import redis
-from pydantic import SecretStr
 
 from producer import api
 from producer.demo import sample_profiles
-from shared.connections import service as connections
-from shared.connections.crypto import generate_key
 from shared.errors import PublishFailedError
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.queue import names
 from shared.queue.celery_app import make_celery
 from shared.resources import Resources
-from shared.settings import Settings
 from shared.store import repo
+from tests.integration.workers_env import broker_db, connect_sandbox, running, worker_settings
 
 GHEXPORT = str(Path(sys.executable).with_name("ghexport"))
 BROKER_DB = 12
@@ -35,26 +28,14 @@ REQUEUE_AFTER_S = 3.0
 
 
 def test_beat_recovers_items_the_broker_lost(redis_url: str, postgres_schema_url: str, tmp_path: Path) -> None:
-    db_url = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
-    broker = redis.Redis.from_url(db_url)
-    broker.flushdb()
+    db_url, broker = broker_db(redis_url, BROKER_DB)
     sandbox = Sandbox(SandboxConfig(rate_limit=10_000, window_s=10.0))
     with SandboxServer(sandbox) as server:
-        settings = Settings(
-            broker_url=db_url,
-            redis_url=db_url,
-            database_url=postgres_schema_url,
-            harvest_url=server.harvest_url,
-            harvest_token_url=server.token_url,
-            secret_key=SecretStr(generate_key()),
-            embedded_dir=str(tmp_path / "state"),  # where `ghexport worker --beat` keeps the beat schedule
-            export={"requeue_after_s": REQUEUE_AFTER_S},  # type: ignore[arg-type]
-        )
+        # embedded_dir: where `ghexport worker --beat` keeps the beat schedule
+        settings = worker_settings(db_url, postgres_schema_url, server, tmp_path / "state",
+                                   export={"requeue_after_s": REQUEUE_AFTER_S})  # fmt: skip
         res = Resources(settings)
-        connections.connect(
-            settings, res.engine, name="r", client_id=seed.CLIENT_ID, client_secret=SecretStr(seed.CLIENT_SECRET),
-            user_email=seed.RECRUITER_EMAIL, http_client=res.http,
-        )  # fmt: skip
+        connect_sandbox(res, "r")
         target = api.ExportTarget.job(seed.OPEN_JOB_ID)
         profiles = sample_profiles(6, prefix="lost")
 
@@ -74,14 +55,8 @@ def test_beat_recovers_items_the_broker_lost(redis_url: str, postgres_schema_url
         assert [api.batch_status(res, b)["counts"] for b in batches] == [{"queued": 3}, {"queued": 3}]
         assert sum(int(broker.llen(k)) for k in broker.scan_iter(f"{names.EXPORT_QUEUE}*")) == 0
 
-        env = {**os.environ, **settings.to_env()}  # os.environ holds no GHX_* here (tests/conftest.py)
-        log = tmp_path / "worker.log"
-        with open(log, "wb") as out:
-            worker = subprocess.Popen(
-                [GHEXPORT, "worker", "--beat", "--concurrency", "1", "--loglevel", "INFO"], env=env, cwd=tmp_path,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        try:
+        command = [GHEXPORT, "worker", "--beat", "--concurrency", "1", "--loglevel", "INFO"]
+        with running(command, settings, tmp_path) as (worker, log):
             deadline = time.monotonic() + 40
             while not all(api.batch_status(res, b)["done"] for b in batches):
                 assert worker.poll() is None, f"the worker exited\n{log.read_text(errors='replace')}"
@@ -90,13 +65,6 @@ def test_beat_recovers_items_the_broker_lost(redis_url: str, postgres_schema_url
                     f"{log.read_text(errors='replace')}"
                 )
                 time.sleep(0.25)
-        finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=10)
 
         assert [api.batch_status(res, b)["counts"] for b in batches] == [{"exported": 3}, {"exported": 3}]
         assert repo.lost_items(res.engine, 0) == []

@@ -7,8 +7,6 @@ broker's queue and unacked set, and the worker's own count of task executions (`
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -18,18 +16,15 @@ from typing import Any
 
 import pytest
 import redis
-from pydantic import SecretStr
 
 from producer import api
 from producer.demo import sample_profiles, worker_command
-from shared.connections import service as connections
-from shared.connections.crypto import generate_key
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.queue import names
 from shared.queue.messages import ExportItemMessage
 from shared.resources import Resources
-from shared.settings import Settings
 from shared.store import repo
+from tests.integration.workers_env import broker_db, connect_sandbox, running, worker_settings
 
 BROKER_DB = 11
 """This file's Redis database (test_export_e2e.py uses 9, the limiter tests 0): flushed before and after."""
@@ -107,45 +102,20 @@ def writes(requests: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
 
 @pytest.fixture
 def worker(redis_url: str, postgres_schema_url: str, tmp_path: Path) -> Iterator[Worker]:
-    db_url = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
-    broker = redis.Redis.from_url(db_url)
-    broker.flushdb()
+    db_url, broker = broker_db(redis_url, BROKER_DB)
     sandbox = Sandbox(SandboxConfig(rate_limit=10_000, window_s=10.0))
     with SandboxServer(sandbox) as server:
-        settings = Settings(
-            broker_url=db_url,
-            redis_url=db_url,
-            database_url=postgres_schema_url,
-            harvest_url=server.harvest_url,
-            harvest_token_url=server.token_url,
-            secret_key=SecretStr(generate_key()),
-            embedded_dir=str(tmp_path / "embedded"),
-            harvest={"quick_retries": 0},  # type: ignore[arg-type]  # every 500 on a read is one task outcome
-            export={"retry_backoff_s": 0.5, "retry_backoff_max_s": 1.0},  # type: ignore[arg-type]
-        )
-        res = Resources(settings)
-        _ = res.engine  # migrate before the worker starts
-        connections.connect(
-            settings, res.engine, name="w", client_id=seed.CLIENT_ID, client_secret=SecretStr(seed.CLIENT_SECRET),
-            user_email=seed.RECRUITER_EMAIL, http_client=res.http,
+        settings = worker_settings(
+            db_url, postgres_schema_url, server, tmp_path / "embedded",
+            harvest={"quick_retries": 0},  # every 500 on a read is one task outcome
+            export={"retry_backoff_s": 0.5, "retry_backoff_max_s": 1.0},
         )  # fmt: skip
-        env = {**os.environ, **settings.to_env()}  # os.environ holds no GHX_* here (tests/conftest.py)
-        log = tmp_path / "worker.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                worker_command(1, "INFO"), env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        w = Worker(res, sandbox, broker, process, log)
+        res = Resources(settings)
+        connect_sandbox(res, "w")
         try:
-            yield w
+            with running(worker_command(1, "INFO"), settings, tmp_path) as (process, log):
+                yield Worker(res, sandbox, broker, process, log)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
             res.close()
             broker.flushdb()
             broker.close()

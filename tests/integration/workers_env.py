@@ -1,0 +1,77 @@
+"""What the real-worker tests share: settings for a worker on the real Redis (a database of the test
+file's own), the real PostgreSQL and the sandbox over HTTP; a connection to the sandbox; and a worker
+process started and stopped as an operator would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+from pydantic import SecretStr
+
+from shared.connections import service as connections
+from shared.connections.crypto import generate_key
+from shared.harvest.sandbox import SandboxServer, seed
+from shared.resources import Resources
+from shared.settings import Settings
+
+
+def broker_db(redis_url: str, db: int) -> tuple[str, redis.Redis]:
+    """The URL of Redis database ``db`` on the real Redis, and a client on it, flushed."""
+    url = redis_url.rsplit("/", 1)[0] + f"/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    return url, client
+
+
+def worker_settings(
+    db_url: str, database_url: str, server: SandboxServer, embedded_dir: Path, **groups: dict[str, Any]
+) -> Settings:
+    """Settings of a system on ``db_url`` (broker, limiter, caches), the store and the sandbox ``server``;
+    ``groups`` set nested settings (``export={...}``), as ``GHX_EXPORT__*`` variables would."""
+    return Settings(
+        broker_url=db_url,
+        redis_url=db_url,
+        database_url=database_url,
+        harvest_url=server.harvest_url,
+        harvest_token_url=server.token_url,
+        secret_key=SecretStr(generate_key()),
+        embedded_dir=str(embedded_dir),
+        **groups,  # type: ignore[arg-type]  # dicts for nested groups, as pydantic-settings merges them
+    )
+
+
+def connect_sandbox(res: Resources, name: str) -> None:
+    """Register the sandbox's seeded credential as connection ``name`` (migrating the store first)."""
+    connections.connect(
+        res.settings, res.engine, name=name, client_id=seed.CLIENT_ID, client_secret=SecretStr(seed.CLIENT_SECRET),
+        user_email=seed.RECRUITER_EMAIL, http_client=res.http,
+    )  # fmt: skip
+
+
+@contextmanager
+def running(command: Sequence[str], settings: Settings, cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """``command`` (a worker) running with ``settings`` in its environment and its log in ``cwd``; stopped
+    with SIGTERM (SIGKILL to its process group if it does not stop) on exit."""
+    env = {**os.environ, **settings.to_env()}  # os.environ holds no GHX_* in tests (tests/conftest.py)
+    log = cwd / "worker.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            list(command), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield process, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
