@@ -84,13 +84,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from pydantic import ValidationError as PydanticValidationError
+        from pydantic import ValidationError
 
         from shared.resources import translate_error
 
         try:
             return func(*args, **kwargs)
-        except PydanticValidationError as exc:  # only settings are validated outside our own errors
+        except ValidationError as exc:  # only settings are validated outside our own errors
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise fail(f"invalid setting {where}: {first['msg']}") from None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from shared.connections.service import load_connection
@@ -119,7 +119,7 @@ class _Export:
             return run.fail("connection_removed", "connection removed")
         try:
             profile = Profile.from_snapshot(self.item.profile)
-        except PydanticValidationError as exc:
+        except ValidationError as exc:
             return run.fail("invalid_profile", f"stored profile {self.item.profile_id} is invalid: {exc}")
         reader = self.d.res.harvest_for(conn)
         writer = reader.with_sub(batch.user_id)

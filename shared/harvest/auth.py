@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, SecretStr
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from shared.errors import AuthenticationError, UnexpectedResponseError
 from shared.harvest.models import TokenResponse
@@ -150,7 +149,7 @@ class OAuth2ClientCredentials(httpx.Auth):
                 lifetime = parse_expires_at(token.expires_at) - self._wall()
             elif token.expires_in is not None:
                 lifetime = float(token.expires_in)
-        except (PydanticValidationError, ValueError) as exc:
+        except (ValidationError, ValueError) as exc:
             raise UnexpectedResponseError(
                 f"token endpoint answered an unparseable body ({type(exc).__name__})",
                 status=response.status_code,

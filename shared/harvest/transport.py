@@ -17,8 +17,7 @@ from typing import Protocol, Self, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from shared.errors import (
@@ -66,7 +65,7 @@ def chunk_ids(ids: Iterable[int], size: int = MAX_IDS) -> list[str]:
 def _parse(model: type[M], data: object, method: str, path: str, status: int) -> M:
     try:
         return model.model_validate(data)
-    except PydanticValidationError as exc:
+    except ValidationError as exc:
         # Only field locations: pydantic's own text would echo candidate data (PII).
         where = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False)[:5])
         raise UnexpectedResponseError(
