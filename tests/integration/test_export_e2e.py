@@ -13,17 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import redis
 from pydantic import SecretStr
 
 from producer import api
 from producer.demo import sample_profiles, worker_command
 from shared.connections import service as connections
-from shared.connections.crypto import generate_key
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.resources import Resources
-from shared.settings import Settings
 from shared.store import repo
+from tests.integration.workers_env import broker_db, worker_settings
 
 N = 200
 RATE_LIMIT = 600
@@ -42,22 +40,13 @@ def running_system(
 ) -> Iterator[System]:
     """Sandbox over HTTP, the real Redis for the limiter and caches (and as broker unless ``broker_url``),
     the given store, two worker processes."""
-    redis_db = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
-    redis.Redis.from_url(redis_db).flushdb()
-    broker = broker_url or redis_db
+    redis_db, redis_client = broker_db(redis_url, BROKER_DB)
     sandbox = Sandbox(SandboxConfig(**{"rate_limit": RATE_LIMIT, "window_s": WINDOW_S, **(sandbox_config or {})}))
     with SandboxServer(sandbox) as server:
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            broker_url=broker,
-            redis_url=redis_db,
-            database_url=database_url,
-            harvest_url=server.harvest_url,
-            harvest_token_url=server.token_url,
-            secret_key=SecretStr(generate_key()),
-            limiter={"requests": RATE_LIMIT, "window_s": WINDOW_S},  # type: ignore[arg-type]
-            **overrides,
-        )
+        settings = worker_settings(
+            redis_db, database_url, server, broker_url=broker_url,
+            limiter={"requests": RATE_LIMIT, "window_s": WINDOW_S}, **overrides,
+        )  # fmt: skip
         res = Resources(settings)
         _ = res.engine  # migrate once, before the workers start
         system = System(res, sandbox, {**os.environ, **settings.to_env()})
@@ -68,7 +57,8 @@ def running_system(
         finally:
             system.stop()
             res.close()
-            redis.Redis.from_url(redis_db).flushdb()
+            redis_client.flushdb()
+            redis_client.close()
 
 
 @dataclass

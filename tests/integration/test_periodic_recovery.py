@@ -32,7 +32,7 @@ def test_beat_recovers_items_the_broker_lost(redis_url: str, postgres_schema_url
     sandbox = Sandbox(SandboxConfig(rate_limit=10_000, window_s=10.0))
     with SandboxServer(sandbox) as server:
         # embedded_dir: where `ghexport worker --beat` keeps the beat schedule
-        settings = worker_settings(db_url, postgres_schema_url, server, tmp_path / "state",
+        settings = worker_settings(db_url, postgres_schema_url, server, embedded_dir=tmp_path / "state",
                                    export={"requeue_after_s": REQUEUE_AFTER_S})  # fmt: skip
         res = Resources(settings)
         connect_sandbox(res, "r")

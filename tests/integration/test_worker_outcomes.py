@@ -106,7 +106,7 @@ def worker(redis_url: str, postgres_schema_url: str, tmp_path: Path) -> Iterator
     sandbox = Sandbox(SandboxConfig(rate_limit=10_000, window_s=10.0))
     with SandboxServer(sandbox) as server:
         settings = worker_settings(
-            db_url, postgres_schema_url, server, tmp_path / "embedded",
+            db_url, postgres_schema_url, server, embedded_dir=tmp_path / "embedded",
             harvest={"quick_retries": 0},  # every 500 on a read is one task outcome
             export={"retry_backoff_s": 0.5, "retry_backoff_max_s": 1.0},
         )  # fmt: skip

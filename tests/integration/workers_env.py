@@ -31,19 +31,27 @@ def broker_db(redis_url: str, db: int) -> tuple[str, redis.Redis]:
 
 
 def worker_settings(
-    db_url: str, database_url: str, server: SandboxServer, embedded_dir: Path, **groups: dict[str, Any]
+    db_url: str,
+    database_url: str,
+    server: SandboxServer,
+    *,
+    broker_url: str | None = None,
+    embedded_dir: Path | None = None,
+    **overrides: Any,
 ) -> Settings:
-    """Settings of a system on ``db_url`` (broker, limiter, caches), the store and the sandbox ``server``;
-    ``groups`` set nested settings (``export={...}``), as ``GHX_EXPORT__*`` variables would."""
+    """Settings of a system on ``db_url`` (limiter and caches; the broker too unless ``broker_url``), the
+    store and the sandbox ``server``; ``overrides`` set other settings, nested groups as dicts
+    (``export={...}``), as ``GHX_EXPORT__*`` variables would."""
+    if embedded_dir is not None:
+        overrides["embedded_dir"] = str(embedded_dir)
     return Settings(
-        broker_url=db_url,
+        broker_url=broker_url or db_url,
         redis_url=db_url,
         database_url=database_url,
         harvest_url=server.harvest_url,
         harvest_token_url=server.token_url,
         secret_key=SecretStr(generate_key()),
-        embedded_dir=str(embedded_dir),
-        **groups,  # type: ignore[arg-type]  # dicts for nested groups, as pydantic-settings merges them
+        **overrides,
     )
 
 
