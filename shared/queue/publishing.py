@@ -15,10 +15,8 @@ from shared.queue import names
 from shared.queue.messages import ExportItemMessage
 from shared.store import repo
 
-DEFAULT_CHUNK = 500
 
-
-def publish(app: Celery, engine: Engine, item_ids: Sequence[int], *, chunk: int = DEFAULT_CHUNK) -> int:
+def publish(app: Celery, engine: Engine, item_ids: Sequence[int], *, chunk: int = repo.CHUNK) -> int:
     """Send one export task per item on a single broker connection; returns how many were sent.
 
     ``app`` is a sending-side Celery app (it sends by task name and imports no task code); each chunk of
