@@ -1,12 +1,14 @@
 """Unauthenticated ``/_sandbox/`` admin routes (not rate limited) and the state snapshot.
 
 ``GET /_sandbox/state``, ``GET /_sandbox/stats``, ``POST /_sandbox/faults`` ``{kind, method, path, count}``,
-``POST /_sandbox/credentials`` ``{client_id, client_secret, scopes}``, ``POST /_sandbox/expire_tokens``.
+``POST /_sandbox/credentials`` ``{client_id, client_secret, scopes, rate_limit?, window_s?}`` (the credential's
+own rate limit and window; absent or ``null``: the sandbox's), ``POST /_sandbox/expire_tokens``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any, Protocol, TypedDict
 
@@ -40,7 +42,15 @@ class AdminTarget(Protocol):
 
     def inject_fault(self, kind: str, *, method: str = ..., path: str = ..., count: int = ...) -> None: ...
 
-    def add_credential(self, client_id: str, client_secret: str, scopes: Iterable[str]) -> None: ...
+    def add_credential(
+        self,
+        client_id: str,
+        client_secret: str,
+        scopes: Iterable[str],
+        *,
+        rate_limit: int | None = ...,
+        window_s: float | None = ...,
+    ) -> None: ...
 
 
 def snapshot(state: State) -> StateSnapshot:
@@ -76,6 +86,39 @@ def _json(request: httpx.Request) -> dict[str, Any]:
     return body
 
 
+def _positive_int(body: dict[str, Any], name: str) -> int | None:
+    """An optional member that must be an integer above 0 (``null`` or absent: ``None``)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be an integer above 0")
+    return value
+
+
+def _positive_number(body: dict[str, Any], name: str) -> float | None:
+    """An optional member that must be a finite number above 0 (``null`` or absent: ``None``)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a number above 0")
+    return float(value)
+
+
+def _add_credential(sandbox: AdminTarget, body: dict[str, Any]) -> None:
+    scopes = body["scopes"]
+    if not isinstance(scopes, list):
+        raise ValueError("scopes must be a list")
+    sandbox.add_credential(
+        str(body["client_id"]),
+        str(body["client_secret"]),
+        map(str, scopes),
+        rate_limit=_positive_int(body, "rate_limit"),
+        window_s=_positive_number(body, "window_s"),
+    )
+
+
 def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
     """Serve one admin request; bad input is a 400 ``{"message": ...}``."""
     route = (request.method.upper(), request.url.path.rstrip("/"))
@@ -97,11 +140,7 @@ def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
             )
             return reply(201, {"ok": True})
         if route == ("POST", "/_sandbox/credentials"):
-            body = _json(request)
-            scopes = body["scopes"]
-            if not isinstance(scopes, list):
-                raise ValueError("scopes must be a list")
-            sandbox.add_credential(str(body["client_id"]), str(body["client_secret"]), map(str, scopes))
+            _add_credential(sandbox, _json(request))
             return reply(201, {"ok": True})
     except (KeyError, TypeError, ValueError) as exc:
         return reply(400, {"message": f"bad sandbox admin request: {exc}"})

@@ -6,6 +6,7 @@ injection, route (404), scope (403), site-admin rule for list routes (403), vali
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +25,7 @@ from shared.harvest.sandbox.auth import admit, authenticate, mint_token
 from shared.harvest.sandbox.faults import DEFAULT_SLOW_S, DropConnectionError, add_fault, take_fault
 from shared.harvest.sandbox.routing import Ctx, Route, reply
 from shared.harvest.sandbox.seed import seed
-from shared.harvest.sandbox.state import SandboxConfig, State, Token
+from shared.harvest.sandbox.state import Credential, SandboxConfig, State, Token
 from shared.harvest.sandbox.stats import Stats, StatsSnapshot
 from shared.harvest.sandbox.validate import ApiError
 
@@ -92,10 +93,27 @@ class Sandbox:
 
         return httpx.MockTransport(handler)
 
-    def add_credential(self, client_id: str, client_secret: str, scopes: Iterable[str]) -> None:
-        """Create or replace an API credential; tokens minted later carry these scopes."""
+    def add_credential(
+        self,
+        client_id: str,
+        client_secret: str,
+        scopes: Iterable[str],
+        *,
+        rate_limit: int | None = None,
+        window_s: float | None = None,
+    ) -> None:
+        """Create or replace an API credential; tokens minted later carry these scopes.
+
+        ``rate_limit`` requests per rolling ``window_s`` seconds apply to this credential alone; either left
+        ``None`` is the configuration's. They apply from its next request on, to tokens minted before too.
+        """
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError("rate_limit must be a positive integer")
+        if window_s is not None and not 0 < window_s < math.inf:
+            raise ValueError("window_s must be a positive number of seconds")
+        credential = Credential(client_secret, frozenset(scopes), rate_limit, window_s)
         with self.state.lock:
-            self.state.credentials[client_id] = (client_secret, frozenset(scopes))
+            self.state.credentials[client_id] = credential
 
     def expire_tokens(self) -> None:
         """Expire every access token minted so far (the next call with one gets 401)."""
@@ -114,9 +132,10 @@ class Sandbox:
             return admin.snapshot(self.state)
 
     def stats(self) -> StatsSnapshot:
-        """Traffic counters: see :class:`~shared.harvest.sandbox.stats.Stats`."""
+        """Traffic counters, and per credential its current limit: see :class:`~shared.harvest.sandbox.stats.Stats`."""
         with self.state.lock:
-            return self.stats_recorder.snapshot()
+            limits = {cid: self.state.rate_limit(self.config, cid) for cid in self.state.credentials}
+            return self.stats_recorder.snapshot(limits)
 
     # --- the core ---------------------------------------------------------------------------------
 
@@ -153,9 +172,12 @@ class Sandbox:
                 except ApiError as exc:
                     stats.record(key, exc.status, exc.reason)
                     return reply(exc.status, exc.body())
-                allowed, headers, in_window = admit(state, self.config, token.client_id)
-                stats.window_peak(token.client_id, in_window)
-                if not allowed:
+                admission = admit(state, self.config, token.client_id)
+                stats.admission(
+                    token.client_id, allowed=admission.allowed, in_window=admission.in_window, at=admission.at
+                )
+                headers = admission.headers
+                if not admission.allowed:
                     stats.record(key, 429)
                     return httpx.Response(429, headers=headers, json={"message": "Rate limit exceeded"})
             fault = take_fault(state, self.config, method, path, route.template if route else None)

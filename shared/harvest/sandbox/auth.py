@@ -7,11 +7,12 @@ import binascii
 import math
 import secrets
 from collections import deque
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 import httpx
 
-from shared.harvest.sandbox.state import SandboxConfig, State, Token, iso
+from shared.harvest.sandbox.state import RateLimit, SandboxConfig, State, Token, iso
 from shared.harvest.sandbox.validate import ApiError
 
 
@@ -47,7 +48,7 @@ def mint_token(state: State, config: SandboxConfig, request: httpx.Request) -> h
     """``POST /token``: Basic client auth, ``grant_type=client_credentials``, optional numeric ``sub``."""
     creds = _basic_credentials(request)
     known = state.credentials.get(creds[0]) if creds else None
-    if creds is None or known is None or not secrets.compare_digest(known[0], creds[1]):
+    if creds is None or known is None or not secrets.compare_digest(known.secret, creds[1]):
         return _oauth_error(401, "invalid_client", "client authentication failed")
     form = _form(request)
     if form.get("grant_type") != "client_credentials":
@@ -63,7 +64,7 @@ def mint_token(state: State, config: SandboxConfig, request: httpx.Request) -> h
         sub = user["id"]
     expires_ts = state.now() + config.token_ttl_s
     access_token = secrets.token_urlsafe(32)
-    state.tokens[access_token] = Token(creds[0], sub, known[1], expires_ts)
+    state.tokens[access_token] = Token(creds[0], sub, known.scopes, expires_ts)
     expires_at = iso(expires_ts)[:19] + "Z"
     return httpx.Response(200, json={"token_type": "Bearer", "access_token": access_token, "expires_at": expires_at})
 
@@ -77,24 +78,39 @@ def authenticate(state: State, request: httpx.Request) -> Token:
     return token
 
 
-def admit(state: State, config: SandboxConfig, client_id: str) -> tuple[bool, dict[str, str], int]:
-    """Rolling-window rate limit per credential: ``(allowed, headers, requests in window)``.
+@dataclass(frozen=True)
+class Admission:
+    """What :func:`admit` decided for one request: the answer's headers, the window's use, the limit applied."""
+
+    allowed: bool
+    headers: dict[str, str]
+    in_window: int
+    """Requests in the credential's window after this one (the refused one is not counted)."""
+    limit: RateLimit
+    at: float
+    """When the decision was taken (the sandbox clock)."""
+
+
+def admit(state: State, config: SandboxConfig, client_id: str) -> Admission:
+    """Rolling-window rate limit per credential, with its own limit and window where set (else the config's).
 
     Allowed requests get ``X-RateLimit-Limit/Remaining/Reset``; a refused one gets ``Retry-After`` and
     ``X-RateLimit-Reset`` only (Greenhouse omits Limit/Remaining on 429) and consumes no budget.
     """
     now = state.now()
+    limit = state.rate_limit(config, client_id)
     window = state.windows.setdefault(client_id, deque())
-    while window and window[0] <= now - config.window_s:
+    while window and window[0] <= now - limit.window_s:
         window.popleft()
-    if len(window) >= config.rate_limit:
-        frees_at = window[0] + config.window_s
+    if len(window) >= limit.requests:
+        frees_at = window[0] + limit.window_s
         retry_after = max(1, math.ceil(frees_at - now))
-        return False, {"Retry-After": str(retry_after), "X-RateLimit-Reset": str(math.ceil(frees_at))}, len(window)
+        headers = {"Retry-After": str(retry_after), "X-RateLimit-Reset": str(math.ceil(frees_at))}
+        return Admission(False, headers, len(window), limit, now)
     window.append(now)
     headers = {
-        "X-RateLimit-Limit": str(config.rate_limit),
-        "X-RateLimit-Remaining": str(config.rate_limit - len(window)),
-        "X-RateLimit-Reset": str(math.ceil(window[0] + config.window_s)),
+        "X-RateLimit-Limit": str(limit.requests),
+        "X-RateLimit-Remaining": str(limit.requests - len(window)),
+        "X-RateLimit-Reset": str(math.ceil(window[0] + limit.window_s)),
     }
-    return True, headers, len(window)
+    return Admission(True, headers, len(window), limit, now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 # FIRST_RUNTIME_ID lives in state, which counts from it; it is re-exported here beside the seeded ids it
 # must stay above. Importing state (never the reverse) keeps the two modules out of an import cycle.
 from shared.harvest.sandbox.state import FIRST_RUNTIME_ID as FIRST_RUNTIME_ID
-from shared.harvest.sandbox.state import Record, State
+from shared.harvest.sandbox.state import Credential, Record, State
 
 CLIENT_ID = "ghx-sandbox-client"
 CLIENT_SECRET = "ghx-sandbox-secret"
@@ -137,7 +137,7 @@ def _job(jid: int, name: str, status: str) -> Record:
 
 def seed(state: State) -> None:
     """Fill an empty :class:`~shared.harvest.sandbox.state.State` with the seeded tenant and credential."""
-    state.credentials[CLIENT_ID] = (CLIENT_SECRET, frozenset(ALL_SCOPES))
+    state.credentials[CLIENT_ID] = Credential(CLIENT_SECRET, frozenset(ALL_SCOPES))
     for user in (
         _user(ADMIN_USER_ID, "Site", "Admin", ADMIN_EMAIL, admin=True),
         _user(RECRUITER_USER_ID, "Recruiter", "One", RECRUITER_EMAIL),

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 # Any: a record's members differ by record kind and field (ids, strings, nested lists, nulls), just as in
 # Harvest's JSON, and the route handlers read them by name.
@@ -41,6 +41,27 @@ class SandboxConfig:
     visibility_delay_s: float = 0.0
     token_ttl_s: float = 3600.0
     seed: int = 0
+
+
+class RateLimit(NamedTuple):
+    """A rolling-window budget: at most ``requests`` in any ``window_s`` seconds."""
+
+    requests: int
+    window_s: float
+
+
+@dataclass(frozen=True)
+class Credential:
+    """An API credential: its secret, its scopes, and optionally its own rate limit and window.
+
+    ``rate_limit`` / ``window_s`` left ``None`` fall back to :attr:`SandboxConfig.rate_limit` /
+    :attr:`SandboxConfig.window_s` (see :meth:`State.rate_limit`).
+    """
+
+    secret: str
+    scopes: frozenset[str]
+    rate_limit: int | None = None
+    window_s: float | None = None
 
 
 @dataclass
@@ -85,7 +106,7 @@ class State:
     clock: Callable[[], float] = time.time
     lock: threading.RLock = field(default_factory=threading.RLock)
     rng: random.Random = field(default_factory=random.Random)
-    credentials: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
+    credentials: dict[str, Credential] = field(default_factory=dict)
     tokens: dict[str, Token] = field(default_factory=dict)
     users: dict[int, Record] = field(default_factory=dict)
     sources: dict[int, Record] = field(default_factory=dict)
@@ -117,6 +138,16 @@ class State:
     def now(self) -> float:
         """Current time from the injected clock."""
         return self.clock()
+
+    def rate_limit(self, config: SandboxConfig, client_id: str) -> RateLimit:
+        """The credential's own limit and window where set, else the configuration's."""
+        cred = self.credentials.get(client_id)
+        own_limit = cred.rate_limit if cred is not None else None
+        own_window = cred.window_s if cred is not None else None
+        return RateLimit(
+            config.rate_limit if own_limit is None else own_limit,
+            config.window_s if own_window is None else own_window,
+        )
 
     def visible(self, candidate_id: int, delay_s: float) -> bool:
         """Whether reads may see the candidate yet (asynchronous creation)."""

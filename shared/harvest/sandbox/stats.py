@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TypedDict
+
+from shared.harvest.sandbox.state import RateLimit
 
 MAX_INVALID = 1000
 
@@ -16,6 +20,25 @@ class InvalidRequest(TypedDict):
     reason: str
 
 
+class CredentialStats(TypedDict):
+    """One credential in :attr:`StatsSnapshot.credentials`: the limit it has now and its rate-limit traffic."""
+
+    rate_limit: int
+    """Requests allowed per window: the credential's own limit, else the sandbox's."""
+    window_s: float
+    """The rolling window, seconds: the credential's own, else the sandbox's."""
+    accepted: int
+    """Requests the rate limit let through (they used budget; their answer may still be an error)."""
+    rate_limited: int
+    """Requests refused with 429."""
+    first_accepted_at: float | None
+    """Epoch seconds (sandbox clock) of the first accepted request; ``None`` before any."""
+    last_accepted_at: float | None
+    """Epoch seconds (sandbox clock) of the latest accepted request; ``None`` before any."""
+    max_in_window: int
+    """Most requests seen in one rolling window (as :attr:`StatsSnapshot.max_in_window`, 0 before any)."""
+
+
 class StatsSnapshot(TypedDict):
     """:meth:`Stats.snapshot`: what tests, the demo and benchmarks read about the traffic."""
 
@@ -26,10 +49,22 @@ class StatsSnapshot(TypedDict):
     faults: dict[str, int]
     invalid: list[InvalidRequest]
     max_in_window: dict[str, int]
+    credentials: dict[str, CredentialStats]
+    """Client id -> its limit and traffic, for every credential the sandbox knows."""
+
+
+@dataclass
+class _Traffic:
+    """One credential's rate-limit decisions so far."""
+
+    accepted: int = 0
+    rate_limited: int = 0
+    first_accepted_at: float | None = None
+    last_accepted_at: float | None = None
 
 
 class Stats:
-    """Requests by route and status, 429s, faults, invalid requests and peak window use per credential."""
+    """Requests by route and status, 429s, faults, invalid requests; per credential its admissions and peak."""
 
     def __init__(self) -> None:
         self.total_requests = 0
@@ -38,6 +73,7 @@ class Stats:
         self.faults: Counter[str] = Counter()
         self.invalid: deque[InvalidRequest] = deque(maxlen=MAX_INVALID)
         self.max_in_window: dict[str, int] = {}
+        self.traffic: defaultdict[str, _Traffic] = defaultdict(_Traffic)
 
     def record(self, route: str, status: int | str, reason: str | None = None) -> None:
         """Count one finished request; ``status`` is ``"dropped"`` for a dropped connection."""
@@ -53,8 +89,33 @@ class Stats:
         if in_window > self.max_in_window.get(client_id, 0):
             self.max_in_window[client_id] = in_window
 
-    def snapshot(self) -> StatsSnapshot:
-        """JSON-serialisable view."""
+    def admission(self, client_id: str, *, allowed: bool, in_window: int, at: float) -> None:
+        """Count one rate-limit decision for a credential, taken at ``at``, and its window's use."""
+        self.window_peak(client_id, in_window)
+        traffic = self.traffic[client_id]
+        if not allowed:
+            traffic.rate_limited += 1
+            return
+        traffic.accepted += 1
+        if traffic.first_accepted_at is None:
+            traffic.first_accepted_at = at
+        traffic.last_accepted_at = at
+
+    def credential(self, client_id: str, limit: RateLimit) -> CredentialStats:
+        """One credential's figures, with the limit it has now."""
+        traffic = self.traffic.get(client_id) or _Traffic()
+        return {
+            "rate_limit": limit.requests,
+            "window_s": limit.window_s,
+            "accepted": traffic.accepted,
+            "rate_limited": traffic.rate_limited,
+            "first_accepted_at": traffic.first_accepted_at,
+            "last_accepted_at": traffic.last_accepted_at,
+            "max_in_window": self.max_in_window.get(client_id, 0),
+        }
+
+    def snapshot(self, limits: Mapping[str, RateLimit]) -> StatsSnapshot:
+        """JSON-serialisable view; ``limits`` (client id -> its current limit) names the credentials to report."""
         return {
             "total_requests": self.total_requests,
             "requests": {route: dict(counts) for route, counts in self.by_route.items()},
@@ -62,4 +123,5 @@ class Stats:
             "faults": dict(self.faults),
             "invalid": list(self.invalid),
             "max_in_window": dict(self.max_in_window),
+            "credentials": {cid: self.credential(cid, limits[cid]) for cid in sorted(limits)},
         }
