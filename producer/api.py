@@ -130,7 +130,7 @@ def retry_failed(res: Resources, batch_id: str | None = None) -> int:
 def republish_lost(res: Resources, older_than_s: float | None = None) -> int:
     """Re-enqueue items still ``queued`` long after publishing (or never published)."""
     age = res.settings.export.requeue_after_s if older_than_s is None else older_than_s
-    return res.publish(repo.lost_items(res.engine, age))
+    return res.publish(res.lost_items(age))
 
 
 def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:

@@ -150,10 +150,19 @@ class Resources:
         return Lookups(reader or self.harvest_for(conn), conn.id, self.redis, self.settings.cache_ttl_s)
 
     def publish(self, item_ids: list[int]) -> int:
-        """Send one export task per item on :attr:`celery` and stamp them ``enqueued_at``."""
-        from shared.queue.publishing import publish
+        """Enqueue the items: parked in their credentials' queues for the workers' pacers (shared limiter),
+        else one export task each on :attr:`celery`; either way stamped ``enqueued_at``."""
+        from shared.queue.pacing import enqueue
 
-        return publish(self.celery, self.engine, item_ids, chunk=self.settings.export.publish_chunk)
+        return enqueue(self.celery, self.engine, self.limiter, item_ids, chunk=self.settings.export.publish_chunk)
+
+    def lost_items(self, older_than_s: float) -> list[int]:
+        """Items the broker lost: ``queued`` long after publishing (and not waiting in a credential's
+        queue), or ``sending`` with an expired lease."""
+        from shared.queue.pacing import not_parked
+        from shared.store import repo
+
+        return not_parked(self.limiter, repo.lost_items(self.engine, older_than_s))
 
     # --- lifecycle --------------------------------------------------------------------------------------
 

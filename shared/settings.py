@@ -30,12 +30,15 @@ class LimiterSettings(BaseModel):
 
     enabled: bool = True
     requests: int = 50
-    """Budget per window used until Harvest announces its own ``X-RateLimit-Limit``."""
+    """First guess of the limit, used until Harvest announces its own ``X-RateLimit-Limit``."""
     window_s: float = 30.0
-    headroom: float = 0.9
-    """Fraction of the announced limit we allow ourselves, leaving room for other clients of the credential."""
+    """First guess of the window, used until the answers bound the real one (see :mod:`shared.harvest.limiter`)."""
+    headroom: float = 1.0
+    """Fraction of the limit we allow ourselves (below 1: room for another client of the credential)."""
     max_inline_wait_s: float = 3.0
-    """A wait longer than this releases the worker slot: the task is re-queued with a countdown instead."""
+    """A longer wait for one send releases the worker slot: the task is re-queued with a countdown instead."""
+    pacer_interval_s: float = 0.1
+    """How often each worker's pacer releases parked items whose credential has budget again."""
 
 
 class ExportSettings(BaseModel):

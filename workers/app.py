@@ -17,7 +17,7 @@ from celery import Celery, signals
 from shared.queue import names
 from shared.queue.celery_app import make_celery
 from shared.settings import EMBEDDED, Settings
-from workers.runtime import WorkerRuntime
+from workers.runtime import PacerRuntime, WorkerRuntime
 
 log = logging.getLogger("ghexport.worker")
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> Celery:
 settings = worker_settings()
 app = create_app(settings)
 runtime = WorkerRuntime(settings)
+pacer = PacerRuntime(settings)
 
 # httpx logs every request URL at INFO; lookup URLs carry candidates' emails, which never reach a log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -59,7 +60,19 @@ def _close_process(**_: object) -> None:
     runtime.stop()
 
 
+def _start_pacer(**_: object) -> None:
+    pacer.start()
+
+
+def _stop_pacer(**_: object) -> None:
+    pacer.stop()
+
+
 # Connected by a plain call rather than as decorators: celery is untyped, and its decorator would erase
 # these functions' types. Same registration (weak references to module-level functions, which live on).
 signals.worker_process_init.connect(_init_process)
 signals.worker_process_shutdown.connect(_close_process)
+# The pacer runs in the worker's main process (once per `ghexport worker`, whatever the pool), started
+# once the pool is up, so no child inherits its thread or its connections.
+signals.worker_ready.connect(_start_pacer)
+signals.worker_shutdown.connect(_stop_pacer)

@@ -75,14 +75,18 @@ class ExportDeps:
         return ItemRun(self.engine, self.owner, self.settings.export, item, jitter=self.jitter, now=self.now)
 
 
-def export_item(deps: ExportDeps, item_id: int) -> Outcome:
-    """Export the store's item ``item_id`` once; the outcome says whether to send the message again."""
+def export_item(deps: ExportDeps, item_id: int, credit: int = 0) -> Outcome:
+    """Export the store's item ``item_id`` once; the outcome says whether to send the message again.
+
+    ``credit``: Harvest requests its credential's pacer reserved for the item's next step (0: none, the
+    item asks for admission itself and is parked when its credential has no budget to spare).
+    """
     item = repo.claim_item(deps.engine, item_id, deps.owner, deps.settings.export.lease_s)
     if item is None:
         return NotClaimed(f"item {item_id} is finished or held by another worker")
     run = deps.start_run(item)
     try:
-        return _Export(deps, run).execute()
+        return _Export(deps, run, credit).execute()
     except LeaseLostError as exc:
         return NotClaimed(str(exc))
     except Exception as exc:
@@ -96,13 +100,38 @@ class _SkipError(Exception):
     """Stop this run: the item ends ``skipped`` with ``reason``."""
 
 
-class _Export:
-    """The export flow of one run: find or create the Greenhouse record, then add its parts."""
+@dataclass(frozen=True)
+class _Step:
+    """One step of the export (the core record, or its parts) and the requests reserved for it."""
 
-    def __init__(self, deps: ExportDeps, run: ItemRun) -> None:
+    key: str
+    """The credential (client id) whose budget the step spends."""
+    cost: int
+    enrichment: bool
+
+
+class _ParkError(Exception):
+    """Stop this run: the credential has no budget to spare for ``step``; park the item until it has."""
+
+    def __init__(self, step: _Step, reason: str) -> None:
+        super().__init__(reason)
+        self.step = step
+
+
+class _Export:
+    """The export flow of one run: find or create the Greenhouse record, then add its parts.
+
+    Each step runs with its requests reserved on the credential's pacing clock: the ``credit`` the pacer
+    released the item with, else an admission asked here. With no budget to spare, the item is parked, and
+    its parts wait behind every core record its credential still has to create (records before enrichment).
+    """
+
+    def __init__(self, deps: ExportDeps, run: ItemRun, credit: int = 0) -> None:
         self.d = deps
         self.run = run
         self.cfg = deps.settings.export
+        self.credit = credit
+        self.step: _Step | None = None
 
     @property
     def item(self) -> ItemRecord:
@@ -129,7 +158,11 @@ class _Export:
             return run.retry(exc.countdown_s, "waiting", exc.reason, counts=False)
         except _SkipError as exc:
             return run.finish(ItemStatus.SKIPPED, error=str(exc), error_cause="duplicate_in_greenhouse")
+        except _ParkError as exc:
+            return self.park(exc.step, str(exc))
         except RateLimitedError as exc:
+            if self.step is not None:  # the pacer sends it again once the credential has budget
+                return self.park(self.step, f"{exc.cause}: {exc}")
             wait = exc.retry_after_s + self.d.jitter(0.0, 1.0)
             return run.retry(wait, exc.cause, str(exc), counts=False)
         except RetryableError as exc:
@@ -164,14 +197,61 @@ class _Export:
         )
         for w in mapped.warnings:
             self.run.warn(w)
-        if self.item.greenhouse_candidate_id is None:
-            self.resolve_candidate(batch, conn, mapped, reader, writer)
+        limiter = self.d.res.limiter
+        if self.item.greenhouse_candidate_id is None or self.item.greenhouse_application_id is None:
+            core = len(mapped.emails) + 1 + (self.item.greenhouse_candidate_id is not None)  # lookups, create, app
+            step = self.admitted(_Step(conn.client_id, core, enrichment=False))
+            with limiter.credit(step.key, step.cost):
+                if self.item.greenhouse_candidate_id is None:
+                    self.resolve_candidate(batch, conn, mapped, reader, writer)
+                if self.item.greenhouse_application_id is None:
+                    self.writer_for(reader, writer, batch).application(mapped.application, batch.target_kind)
+        step = self.admitted(_Step(conn.client_id, self.parts_cost(mapped), enrichment=True))
+        with limiter.credit(step.key, step.cost):
+            self.add_parts(conn, batch, mapped, reader, writer)
+
+    def admitted(self, step: _Step) -> _Step:
+        """``step`` with its requests reserved: the pacer's credit, else an admission now; else park."""
+        if self.credit > 0:
+            step, self.credit = _Step(step.key, self.credit, step.enrichment), 0
+        elif not self.d.res.limiter.admit(step.key, self.run.item_id, step.cost, enrichment=step.enrichment):
+            raise _ParkError(step, "waiting for the credential's rate-limit budget")
+        self.step = step
+        return step
+
+    def park(self, step: _Step, reason: str) -> Outcome:
+        """Release the item, then queue it behind its credential's earlier work."""
+        outcome = self.run.park(reason)
+        self.d.res.limiter.park(step.key, self.run.item_id, step.cost, enrichment=step.enrichment)
+        return outcome
+
+    def parts_cost(self, mapped: MappedCandidate) -> int:
+        """Requests the parts step will send: educations and employments of a record we created, each tag
+        not yet applied, the note."""
+        progress = self.item.progress
+        n = sum(1 for name in mapped.tags if name not in progress.tags)
+        if progress.origin is RecordOrigin.CREATED:
+            n += len(mapped.educations) + len(mapped.employments)
+        if mapped.note and not progress.note_sent and progress.origin is not RecordOrigin.EXPORTED_BEFORE:
+            n += 1
+        return max(1, n)
+
+    def writer_for(self, reader: HarvestClient, writer: HarvestClient, batch: BatchRecord) -> PartsWriter:
         cid = self.item.greenhouse_candidate_id
         assert cid is not None
+        return PartsWriter(self.run, reader, writer, cid, batch.user_id)
+
+    def add_parts(
+        self,
+        conn: ConnectionRecord,
+        batch: BatchRecord,
+        mapped: MappedCandidate,
+        reader: HarvestClient,
+        writer: HarvestClient,
+    ) -> None:
+        """Educations and employments (of a record we created), tags, and the note of a first export."""
         origin = self.item.progress.origin
-        parts = PartsWriter(self.run, reader, writer, cid, batch.user_id)
-        if self.item.greenhouse_application_id is None:
-            parts.application(mapped.application, batch.target_kind)
+        parts = self.writer_for(reader, writer, batch)
         if origin is RecordOrigin.CREATED:
             parts.educations(mapped)
             parts.employments(mapped)

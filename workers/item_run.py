@@ -20,7 +20,7 @@ from shared.store import repo
 from shared.store.models import ItemStatus, utcnow
 from shared.store.progress import ItemProgress
 from shared.store.records import ItemRecord
-from workers.outcome import Finished, Outcome, RetryLater
+from workers.outcome import Finished, Outcome, Parked, RetryLater
 
 
 class ItemRun:
@@ -133,6 +133,12 @@ class ItemRun:
             warnings=self.warnings,
         )
         return RetryLater(countdown_s, message, cause)
+
+    def park(self, reason: str) -> Parked:
+        """Give the item back (``queued``, attempt refunded) to wait for its credential's budget; the caller
+        then parks it in the credential's queue (after this, so the pacer never finds it still ``sending``)."""
+        repo.release_item(self.engine, self.item_id, self.owner, counts=False, warnings=self.warnings)
+        return Parked(reason)
 
     def backoff_s(self) -> float:
         """The wait before the next attempt: exponential in the attempts made, capped, with jitter."""

@@ -32,7 +32,14 @@ class NotClaimed:
     reason: str
 
 
-Outcome = Finished | RetryLater | NotClaimed
+@dataclass(frozen=True)
+class Parked:
+    """The item went back to ``queued`` and waits in its credential's queue; the pacer sends it again."""
+
+    reason: str
+
+
+Outcome = Finished | RetryLater | NotClaimed | Parked
 
 
 class MustWaitError(Exception):

@@ -11,6 +11,8 @@ import os
 import socket
 import threading
 
+from shared.harvest.limiter import RedisRateLimiter
+from shared.queue.pacing import Pacer
 from shared.resources import Resources
 from shared.settings import Settings
 from workers.export import ExportDeps
@@ -50,3 +52,36 @@ class WorkerRuntime:
     def resources(self) -> Resources:
         """This process's resources, built on first use."""
         return self.deps().res
+
+
+class PacerRuntime:
+    """The pacer of one ``ghexport worker`` (its main process): releases parked items to the broker.
+
+    Nothing to do when the shared limiter is disabled (items are published at once, never parked).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._res: Resources | None = None
+        self._pacer: Pacer | None = None
+
+    def start(self) -> None:
+        """Start releasing parked items (idempotent; a no-op without the shared limiter)."""
+        if self._pacer is not None:
+            return
+        res = Resources(self.settings)
+        limiter = res.limiter
+        if not isinstance(limiter, RedisRateLimiter):
+            res.close()
+            return
+        self._res = res
+        self._pacer = Pacer(res.celery, res.engine, limiter, self.settings.limiter.pacer_interval_s)
+        self._pacer.start()
+
+    def stop(self) -> None:
+        """Stop the pacer and close its resources (safe before :meth:`start` and twice)."""
+        if self._pacer is not None:
+            self._pacer.stop()
+        if self._res is not None:
+            self._res.close()
+        self._pacer, self._res = None, None

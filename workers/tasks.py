@@ -12,7 +12,7 @@ from shared.queue.celery_app import BoundTask, bound_task, safe_countdown, task
 from shared.queue.messages import ExportItemMessage
 from workers.app import app, runtime
 from workers.export import export_item
-from workers.outcome import Finished, NotClaimed, RetryLater
+from workers.outcome import Finished, NotClaimed, Parked, RetryLater
 
 log = logging.getLogger("ghexport.worker")
 
@@ -29,7 +29,7 @@ def export_item_task(self: BoundTask, message: object) -> str:
         return "invalid-message"
     deps = runtime.deps()
     try:
-        outcome = export_item(deps, msg.item_id)
+        outcome = export_item(deps, msg.item_id, msg.credit)
     except Exception:
         # A bug or the store unreachable: the item keeps its lease and `recover` picks it up if this
         # retry message is lost too. Never let one item crash the worker.
@@ -41,6 +41,9 @@ def export_item_task(self: BoundTask, message: object) -> str:
     if isinstance(outcome, NotClaimed):
         log.info("item %s: not claimed (finished, or held by another worker)", msg.item_id)
         return "not-claimed"
+    if isinstance(outcome, Parked):
+        log.info("item %s: parked until its credential has budget", msg.item_id)
+        return "parked"
     assert isinstance(outcome, Finished)
     log.info("item %s: %s", msg.item_id, outcome.status)
     return outcome.status
@@ -49,10 +52,8 @@ def export_item_task(self: BoundTask, message: object) -> str:
 @task(app, name=names.RECOVER_TASK)
 def recover_task() -> int:
     """Re-enqueue items the broker lost (still ``queued`` long after publishing, or stale ``sending``)."""
-    from shared.store import repo
-
     res = runtime.resources()
-    n = res.publish(repo.lost_items(res.engine, res.settings.export.requeue_after_s))
+    n = res.publish(res.lost_items(res.settings.export.requeue_after_s))
     if n:
         log.warning("re-enqueued %d lost items", n)
     return n

@@ -28,7 +28,7 @@ from shared.errors import (
     UnexpectedResponseError,
 )
 from shared.harvest.auth import Credential, OAuth2ClientCredentials, TokenCache
-from shared.harvest.limiter import NullRateLimiter, RateGate
+from shared.harvest.limiter import NullRateLimiter, RateGate, Ticket
 from shared.harvest.ratelimit import (
     QUICK_RETRY_ERRORS,
     RateLimitInfo,
@@ -173,15 +173,17 @@ class HarvestTransport:
         kind = HarvestTimeoutError if isinstance(exc, httpx.TimeoutException) else HarvestConnectionError
         return kind(f"{type(exc).__name__} talking to Greenhouse", method=method, path=path)
 
-    def _observe(self, response: httpx.Response) -> None:
+    def _observe(self, ticket: Ticket, response: httpx.Response) -> None:
         info = parse_rate_limit(response.headers, self._wall())
         if info is not None and response.status_code != 429:  # a 429 carries no budget, only a reset
             self._shared.last_rate_limit = info
-            self.limiter.observe(self.credential.client_id, info)
+            self.limiter.observe(self.credential.client_id, ticket, info)
 
-    def _send_once(self, method: str, url: str, params: dict[str, str] | None, body: JsonBody | None) -> httpx.Response:
+    def _send_once(
+        self, method: str, url: str, params: dict[str, str] | None, body: JsonBody | None
+    ) -> tuple[Ticket, httpx.Response]:
         path = urlsplit(url).path  # never the query: it may carry an email address
-        self.limiter.acquire(self.credential.client_id)
+        ticket = self.limiter.acquire(self.credential.client_id)
         request = self._http.build_request(
             method, url, params=params, json=body, headers={"User-Agent": self.settings.harvest.user_agent}
         )
@@ -189,8 +191,8 @@ class HarvestTransport:
             response = self._http.send(request, auth=self._auth)
         except httpx.TransportError as exc:
             raise self._map_transport(exc, method, path) from None
-        self._observe(response)
-        return response
+        self._observe(ticket, response)
+        return ticket, response
 
     def _retrying(self, method: str) -> Retrying:
         h = self.settings.harvest
@@ -217,11 +219,10 @@ class HarvestTransport:
         check: bool = True,
     ) -> httpx.Response:
         def attempt() -> httpx.Response:
-            response = self._send_once(method, url, params, body)
-            now = self._wall()
-            error = error_for_response(response, method, urlsplit(url).path, now=now)
+            ticket, response = self._send_once(method, url, params, body)
+            error = error_for_response(response, method, urlsplit(url).path, now=self._wall())
             if isinstance(error, RateLimitedError):  # share the back-off with every worker of the credential
-                self.limiter.observe(self.credential.client_id, RateLimitInfo(None, 0, now + error.retry_after_s))
+                self.limiter.throttled(self.credential.client_id, ticket, error.retry_after_s)
             if check and error is not None:
                 raise error
             return response

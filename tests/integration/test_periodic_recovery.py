@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from producer import api
 from producer.demo import sample_profiles
 from shared.errors import PublishFailedError
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.queue import names
-from shared.queue.celery_app import make_celery
 from shared.resources import Resources
 from shared.store import repo
 from tests.integration.workers_env import broker_db, connect_sandbox, running, worker_settings
@@ -27,7 +27,9 @@ REQUEUE_AFTER_S = 3.0
 """Items queued this long are lost; the beat schedule runs the recovery every third of it (workers/app.py)."""
 
 
-def test_beat_recovers_items_the_broker_lost(redis_url: str, postgres_schema_url: str, tmp_path: Path) -> None:
+def test_beat_recovers_items_the_broker_lost(
+    redis_url: str, postgres_schema_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db_url, broker = broker_db(redis_url, BROKER_DB)
     sandbox = Sandbox(SandboxConfig(rate_limit=10_000, window_s=10.0))
     with SandboxServer(sandbox) as server:
@@ -39,15 +41,18 @@ def test_beat_recovers_items_the_broker_lost(redis_url: str, postgres_schema_url
         target = api.ExportTarget.job(seed.OPEN_JOB_ID)
         profiles = sample_profiles(6, prefix="lost")
 
-        # published, then the broker loses the messages
+        # enqueued (parked for the credential's pacer), then Redis loses everything: queues and parked items
         lost = api.export_profiles(res, connection_name="r", profiles=profiles[:3], target=target)
         assert lost.enqueued == 3
-        broker.delete(*broker.scan_iter(f"{names.EXPORT_QUEUE}*"))
-        # recorded, but the broker was down when publishing (a crash between commit and publish looks the same)
-        down = Resources(
-            settings, engine=res.engine, http_client=res.http, redis_client=res.redis,
-            celery_app=make_celery(settings, "redis://127.0.0.1:1/0"),
-        )  # fmt: skip
+        assert broker.exists("ghx:rl:parked")
+        broker.delete(*broker.scan_iter(f"{names.EXPORT_QUEUE}*"), *broker.scan_iter("ghx:rl:*"))
+        # recorded, but Redis was down when enqueueing (a crash between commit and enqueue looks the same)
+        down = Resources(settings, engine=res.engine, http_client=res.http, redis_client=res.redis)
+
+        def redis_gone(item_ids: list[int]) -> int:
+            raise redis.ConnectionError("Error 111 connecting to the broker")
+
+        monkeypatch.setattr(down, "publish", redis_gone)
         with pytest.raises(PublishFailedError) as failed:
             api.export_profiles(down, connection_name="r", profiles=profiles[3:], target=target)
         down.close()

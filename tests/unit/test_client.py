@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from shared import errors as e
 from shared.harvest.auth import Credential, TokenCache
 from shared.harvest.client import HarvestClient
+from shared.harvest.limiter import NullRateLimiter, Ticket
 from shared.harvest.models import CreateCandidate, CreateNote, EmailAddress
 from shared.harvest.ratelimit import RateLimitInfo
 from shared.settings import Settings
@@ -47,16 +48,21 @@ class Recorder:
         return [r for r in self.requests if str(r.url) != TOKEN_URL]
 
 
-class FakeGate:
+class FakeGate(NullRateLimiter):
     def __init__(self) -> None:
         self.acquired: list[str] = []
-        self.observed: list[tuple[str, RateLimitInfo]] = []
+        self.observed: list[tuple[str, Ticket, RateLimitInfo | None]] = []
+        self.throttles: list[tuple[str, Ticket, float]] = []
 
-    def acquire(self, key: str) -> None:
+    def acquire(self, key: str) -> Ticket:
         self.acquired.append(key)
+        return Ticket(f"t{len(self.acquired)}", len(self.acquired))
 
-    def observe(self, key: str, info: RateLimitInfo) -> None:
-        self.observed.append((key, info))
+    def observe(self, key: str, ticket: Ticket, info: RateLimitInfo | None) -> None:
+        self.observed.append((key, ticket, info))
+
+    def throttled(self, key: str, ticket: Ticket, retry_after_s: float) -> None:
+        self.throttles.append((key, ticket, retry_after_s))
 
 
 def make(handler: Handler, **kw: object) -> tuple[HarvestClient, Recorder, list[float]]:
@@ -325,7 +331,8 @@ def test_limiter_acquired_per_request_and_budget_observed() -> None:
     client.list_tags()
     client.with_sub(3).list_tags()
     assert gate.acquired == ["cid", "cid"]
-    assert gate.observed[0] == ("cid", RateLimitInfo(75, 10, 1900000000.0))
+    assert gate.observed[0] == ("cid", Ticket("t1", 1), RateLimitInfo(75, 10, 1900000000.0))
+    assert gate.observed[1][1] == Ticket("t2", 2)  # each answer is matched with its own send
     assert client.last_rate_limit == RateLimitInfo(75, 10, 1900000000.0)
 
 
@@ -346,12 +353,13 @@ def test_429_keeps_last_budget_blocks_shared_gate_and_is_not_retried() -> None:
         client.list_tags()
     assert info.value.retry_after_s == 8.0 and len(rec.api) == 2
     assert client.last_rate_limit == RateLimitInfo(75, 1, None)
-    assert gate.observed[-1] == ("cid", RateLimitInfo(None, 0, 1008.0))
+    assert len(gate.observed) == 1  # the 429 taught no budget...
+    assert gate.throttles == [("cid", Ticket("t2", 2), 8.0)]  # ...it blocked the credential for every worker
 
 
 def test_throttled_by_gate_sends_nothing() -> None:
     class Closed(FakeGate):
-        def acquire(self, key: str) -> None:
+        def acquire(self, key: str) -> Ticket:
             raise e.ThrottledError("wait", retry_after_s=12.0)
 
     client, rec, _ = make(ok([]), limiter=Closed())

@@ -1,4 +1,9 @@
-"""RedisRateLimiter on fakeredis (the same Lua script runs on real Redis in tests/integration)."""
+"""The learning limiter on fakeredis (the same Lua runs on real Redis in tests/integration).
+
+Learning is tested against the strict sandbox in real time with one-second windows: the limiter must find
+the server's window from a first guess three times too long and three times too short, stay under the
+limit in every window, and end up using most of it.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,19 @@ import fakeredis
 import pytest
 
 from shared.errors import ThrottledError
-from shared.harvest.limiter import MAX_BLOCK_S, NullRateLimiter, RedisRateLimiter, make_rate_gate
+from shared.harvest.client import HarvestClient
+from shared.harvest.limiter import NO_TICKET, NullRateLimiter, RedisRateLimiter, make_rate_gate
 from shared.harvest.ratelimit import RateLimitInfo
+from shared.harvest.sandbox import seed
 from shared.settings import LimiterSettings
+from tests import limiter_drive as drive
+
+KEY = seed.CLIENT_ID
 
 
 def limiter_settings(**kw: object) -> LimiterSettings:
-    base: dict[str, object] = {"requests": 5, "window_s": 30.0, "headroom": 1.0, "max_inline_wait_s": 0.0}
-    return LimiterSettings(**{**base, **kw})  # type: ignore[arg-type]
+    base: dict[str, object] = {"requests": 5, "window_s": 30.0, "max_inline_wait_s": 0.0}
+    return LimiterSettings.model_validate({**base, **kw})
 
 
 @pytest.fixture
@@ -23,122 +33,149 @@ def server() -> fakeredis.FakeServer:
     return fakeredis.FakeServer()
 
 
-def make(server: fakeredis.FakeServer, **kw: object) -> tuple[RedisRateLimiter, list[float]]:
-    sleeps: list[float] = []
-    client = fakeredis.FakeRedis(server=server)
-    return RedisRateLimiter(client, limiter_settings(**kw), sleep=sleeps.append), sleeps
+def make(server: fakeredis.FakeServer, **kw: object) -> RedisRateLimiter:
+    return RedisRateLimiter(fakeredis.FakeRedis(server=server), limiter_settings(**kw), sleep=lambda _: None)
 
 
-def taken(limiter: RedisRateLimiter, key: str = "cid", tries: int = 100) -> int:
-    n = 0
-    for _ in range(tries):
+# --- learning, end to end against the sandbox ---------------------------------------------------------
+
+REAL_WINDOW_S = 1.0
+REAL_LIMIT = 10
+WINDOWS = 6
+
+
+@pytest.mark.parametrize("guess_s", [3.0, 0.33], ids=["guess-too-long", "guess-too-short"])
+def test_learns_the_servers_window_from_a_wrong_guess_and_uses_it(server: fakeredis.FakeServer, guess_s: float) -> None:
+    box = drive.sandbox(REAL_LIMIT, REAL_WINDOW_S)
+    settings = limiter_settings(requests=50, window_s=guess_s, max_inline_wait_s=2.0)
+
+    def sender() -> HarvestClient:
+        return drive.client(box, RedisRateLimiter(fakeredis.FakeRedis(server=server), settings))
+
+    start = time.time()
+    trace = drive.run_senders(sender, threads=4, seconds=WINDOWS * REAL_WINDOW_S)
+
+    learned = make(server).learned(KEY)
+    assert learned.limit == REAL_LIMIT and learned.learned_limit
+    assert learned.learned_window and REAL_WINDOW_S * 0.95 <= learned.window_s <= REAL_WINDOW_S * 1.25
+    accepted = trace.accepted()
+    assert drive.max_in_any_window(accepted, REAL_WINDOW_S) <= REAL_LIMIT
+    assert trace.throttled() <= 2  # a handful while learning at most...
+    assert trace.throttled(since=start + 2.5 * REAL_WINDOW_S) == 0  # ...and none once learned
+    late = [t for t in accepted if t >= start + 3 * REAL_WINDOW_S]
+    assert len(late) >= 0.75 * REAL_LIMIT * (WINDOWS - 3)  # most of the budget is used once learned
+
+
+def test_learned_state_is_shared_by_every_instance(server: fakeredis.FakeServer) -> None:
+    a, b = make(server), make(server)
+    ticket = a.acquire(KEY)
+    a.observe(KEY, ticket, RateLimitInfo(limit=75, remaining=74, reset_at=None))
+    assert b.learned(KEY).limit == 75 and b.learned(KEY).learned_limit
+    assert not b.learned(KEY).learned_window  # one answer bounds the window from below only
+
+
+# --- the gate -------------------------------------------------------------------------------------------
+
+
+def test_budget_per_window_then_throttled_with_the_wait(server: fakeredis.FakeServer) -> None:
+    limiter = make(server, requests=5, window_s=0.05)  # sends spaced 10 ms apart
+    taken = 0
+    deadline = time.time() + 0.04
+    while time.time() < deadline:
         try:
-            limiter.acquire(key)
-        except ThrottledError:
-            return n
-        n += 1
-    return n
+            limiter.acquire(KEY)
+            taken += 1
+        except ThrottledError as exc:
+            assert 0 < exc.retry_after_s <= 0.05
+    assert 1 <= taken <= 5
 
 
-def test_budget_respected_then_throttled_with_wait(server: fakeredis.FakeServer) -> None:
-    limiter, sleeps = make(server)
-    assert taken(limiter) == 5
+def test_a_429_blocks_every_worker_of_the_credential_and_no_other(server: fakeredis.FakeServer) -> None:
+    a, b = make(server), make(server)
+    ticket = a.acquire(KEY)
+    a.throttled(KEY, ticket, retry_after_s=20.0)
     with pytest.raises(ThrottledError) as info:
-        limiter.acquire("cid")
-    assert 29.0 < info.value.retry_after_s <= 30.0
-    assert sleeps == []
+        b.acquire(KEY)
+    assert 19.0 < info.value.retry_after_s <= 20.0
+    b.acquire("another-credential")  # a throttled credential leaves the others running
+    assert b.learned(KEY).window_s == pytest.approx(33.0)  # our window was too generous: widened by 10 %
 
 
-@pytest.mark.parametrize(("requests", "headroom", "budget"), [(10, 0.5, 5), (10, 0.9, 9), (3, 0.1, 1)])
-def test_headroom_floor_and_minimum_of_one(
-    server: fakeredis.FakeServer, requests: int, headroom: float, budget: int
-) -> None:
-    limiter, _ = make(server, requests=requests, headroom=headroom)
-    assert taken(limiter) == budget
-
-
-def test_budget_shared_between_instances_and_keys_independent(server: fakeredis.FakeServer) -> None:
-    a, _ = make(server)
-    b, _ = make(server)
-    assert taken(a) + taken(b) == 5
-    assert taken(b, key="other") == 5
-
-
-def test_announced_limit_replaces_the_configured_budget_for_everyone(server: fakeredis.FakeServer) -> None:
-    a, _ = make(server, requests=10, headroom=0.5)
-    b, _ = make(server, requests=10, headroom=0.5)
-    a.observe("cid", RateLimitInfo(limit=4, remaining=3, reset_at=None))
-    assert taken(b) == 2  # floor(4 * 0.5): a smaller announcement lowers the budget
-    a.observe("cid", RateLimitInfo(limit=100, remaining=90, reset_at=None))
-    assert taken(b) == 48  # floor(100 * 0.5) in all: Harvest's own figure beats the configured guess
-
-
-def test_remaining_zero_blocks_until_reset(server: fakeredis.FakeServer) -> None:
-    a, _ = make(server)
-    b, _ = make(server)
-    a.observe("cid", RateLimitInfo(limit=75, remaining=0, reset_at=time.time() + 20))
+def test_the_servers_remaining_zero_stops_everyone_until_its_reset(server: fakeredis.FakeServer) -> None:
+    a, b = make(server), make(server)
+    ticket = a.acquire(KEY)
+    a.observe(KEY, ticket, RateLimitInfo(limit=50, remaining=0, reset_at=time.time() + 12))
     with pytest.raises(ThrottledError) as info:
-        b.acquire("cid")
-    assert 18.0 < info.value.retry_after_s <= 20.5
-    b.acquire("other")  # another credential is not blocked
+        b.acquire(KEY)  # our model has room (1 of 50), the server said none: the server wins
+    assert 10.0 < info.value.retry_after_s <= 12.0
 
 
-def test_remaining_zero_without_reset_blocks_one_window_and_is_capped(server: fakeredis.FakeServer) -> None:
-    a, _ = make(server, window_s=12.0)
-    a.observe("cid", RateLimitInfo(limit=None, remaining=0, reset_at=None))
-    with pytest.raises(ThrottledError) as info:
-        a.acquire("cid")
-    assert 11.0 < info.value.retry_after_s <= 12.0
-    a.observe("cid", RateLimitInfo(limit=None, remaining=0, reset_at=time.time() + 10_000))
-    with pytest.raises(ThrottledError) as info:
-        a.acquire("cid")
-    assert info.value.retry_after_s <= MAX_BLOCK_S
+def test_a_stale_answer_does_not_overwrite_a_newer_one(server: fakeredis.FakeServer) -> None:
+    limiter = make(server, requests=50, window_s=0.05)
+    first = limiter.acquire(KEY)
+    time.sleep(0.01)
+    newer = limiter.acquire(KEY)
+    limiter.observe(KEY, newer, RateLimitInfo(limit=50, remaining=40, reset_at=time.time() + 30))
+    limiter.observe(KEY, first, RateLimitInfo(limit=50, remaining=0, reset_at=time.time() + 30))  # arrives late
+    assert limiter.redis.hget(f"ghx:rl:{KEY}:state", "srv_rem") == b"40"  # the newer word stands
 
 
-def test_past_reset_or_remaining_left_does_not_block(server: fakeredis.FakeServer) -> None:
-    a, _ = make(server)
-    a.observe("cid", RateLimitInfo(limit=None, remaining=0, reset_at=time.time() - 5))
-    a.observe("cid", RateLimitInfo(limit=None, remaining=2, reset_at=time.time() + 50))
-    assert taken(a) == 5
+# --- admission, parking, release ---------------------------------------------------------------------
 
 
-def test_short_wait_sleeps_inline_then_takes_the_call(server: fakeredis.FakeServer) -> None:
-    sleeps: list[float] = []
-
-    def sleep(s: float) -> None:
-        sleeps.append(s)
-        time.sleep(s)
-
-    limiter = RedisRateLimiter(
-        fakeredis.FakeRedis(server=server),
-        limiter_settings(requests=1, window_s=0.15, max_inline_wait_s=1.0),
-        sleep=sleep,
-    )
-    limiter.acquire("cid")
-    limiter.acquire("cid")
-    assert len(sleeps) >= 1 and 0 < sleeps[0] <= 0.15
+def test_an_item_runs_at_once_only_while_nothing_of_its_credential_is_parked(server: fakeredis.FakeServer) -> None:
+    limiter = make(server, requests=10, window_s=10.0, max_inline_wait_s=3.0)  # 1 s a request, 1.5 s ahead
+    assert limiter.admit(KEY, 1, cost=1)
+    assert not limiter.admit(KEY, 2, cost=5)  # more than the horizon reserved ahead: park it
+    limiter.park(KEY, 2, cost=5)
+    assert not limiter.admit(KEY, 3, cost=1)  # item 2 waits: nobody overtakes it
+    assert limiter.admit("other", 4, cost=1)  # another credential is not held up
+    assert limiter.parked([1, 2, 3]) == {2}
+    assert limiter.parked_keys() == [KEY]
 
 
-def test_inline_wait_is_bounded_in_total(server: fakeredis.FakeServer) -> None:
-    limiter, sleeps = make(server, requests=1, window_s=2.0, max_inline_wait_s=1.0)
-    limiter.acquire("cid")
-    with pytest.raises(ThrottledError):
-        limiter.acquire("cid")
-    assert sleeps == []  # 2 s needed > 1 s allowed: re-queue rather than hold the slot
+def test_release_gives_cores_before_enrichments_in_order_with_their_cost(server: fakeredis.FakeServer) -> None:
+    limiter = make(server, requests=1000, window_s=1.0, max_inline_wait_s=3.0)
+    limiter.park(KEY, 10, cost=4, enrichment=True)
+    limiter.park(KEY, 11, cost=2)
+    limiter.park(KEY, 12, cost=3)
+    limiter.park(KEY, 11, cost=2)  # parked twice (a second message): kept once, in place
+    released = limiter.release(KEY)
+    assert [(r.item_id, r.cost) for r in released] == [(11, 2), (12, 3), (10, 4)]
+    assert limiter.parked([10, 11, 12]) == set()
+    assert limiter.release(KEY) == [] and limiter.parked_keys() == []
 
 
-def test_reset_forgets_the_key(server: fakeredis.FakeServer) -> None:
-    limiter, _ = make(server, requests=1)
-    limiter.acquire("cid")
-    limiter.reset("cid")
-    limiter.acquire("cid")
+def test_release_paces_by_the_reserved_cost(server: fakeredis.FakeServer) -> None:
+    limiter = make(server, requests=10, window_s=10.0, max_inline_wait_s=3.0)  # 1 s a request, 1.5 s ahead
+    for item in range(1, 6):
+        limiter.park(KEY, item, cost=1)
+    assert [r.item_id for r in limiter.release(KEY)] == [1]  # 1 s reserved; the next would reach 2 s ahead
+    assert limiter.release(KEY) == []
+    limiter.reset(KEY)
+    make(server, requests=10, window_s=10.0).throttled(KEY, NO_TICKET, retry_after_s=60)  # another worker's 429
+    limiter.park(KEY, 9, cost=1)
+    assert limiter.release(KEY) == []  # a 429 holds every release back
 
 
-def test_make_rate_gate() -> None:
-    client = fakeredis.FakeRedis()
-    assert isinstance(make_rate_gate(client, LimiterSettings()), RedisRateLimiter)
-    assert isinstance(make_rate_gate(client, LimiterSettings(enabled=False)), NullRateLimiter)
-    assert isinstance(make_rate_gate(None, LimiterSettings()), NullRateLimiter)
+def test_credit_sends_do_not_reserve_twice_and_unused_credit_is_given_back(server: fakeredis.FakeServer) -> None:
+    limiter = make(server, requests=10, window_s=100.0, max_inline_wait_s=3.0)  # 10 s a request
+    state = f"ghx:rl:{KEY}:state"
+    assert limiter.admit(KEY, 1, cost=3)
+    reserved = float(limiter.redis.hget(state, "tat") or 0)
+    with limiter.credit(KEY, 3):
+        limiter.acquire(KEY)  # one of the three reserved sends
+    after = float(limiter.redis.hget(state, "tat") or 0)
+    assert reserved - after == pytest.approx(2 * 10_000, abs=50)  # two unused sends given back
+
+
+def test_null_limiter_never_waits_and_admits_everything() -> None:
     null = NullRateLimiter()
-    null.acquire("x")
-    null.observe("x", RateLimitInfo(1, 0, None))
+    assert null.acquire("x") is NO_TICKET
+    null.observe("x", NO_TICKET, RateLimitInfo(1, 0, None))
+    null.throttled("x", NO_TICKET, 10.0)
+    assert null.admit("x", 1, 100)
+    with null.credit("x", 3):
+        pass
+    assert isinstance(make_rate_gate(None, LimiterSettings()), NullRateLimiter)
+    assert isinstance(make_rate_gate(fakeredis.FakeRedis(), LimiterSettings(enabled=False)), NullRateLimiter)

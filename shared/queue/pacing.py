@@ -1,0 +1,139 @@
+"""Pacing: items wait in their credential's queue in Redis until it has budget, then go to the broker.
+
+The producer (and recovery, and operator retries) *park* items with the requests their next step will
+cost; every worker runs a :class:`Pacer` thread that releases, credential by credential, the items whose
+turn has come (:meth:`RedisRateLimiter.release`, atomic, so several pacers never release one item twice)
+and publishes them with that cost as *credit*: the item's sends were reserved when it was released, so it
+runs without waiting and nothing bounces through the broker. A 10,000-candidate batch waits in Redis, not in
+the broker's queue in front of another customer's 15 candidates. Parked items are not "lost": recovery
+skips them (:func:`not_parked`); if Redis itself loses them, they are ``queued`` in the store and recovery
+publishes them again.
+
+With the limiter disabled there is nothing to pace: items are published at once, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from shared.harvest.limiter import RateGate, RedisRateLimiter
+from shared.queue import names
+from shared.queue.messages import ExportItemMessage
+from shared.queue.publishing import publish
+from shared.store import repo
+from shared.store.models import Connection, Item
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from sqlalchemy.engine import Engine
+
+log = logging.getLogger("ghexport.pacer")
+
+
+def core_cost(profile: Mapping[str, object]) -> int:
+    """Requests to find or create a profile's record: one lookup per email (at most 3), one create."""
+    emails = profile.get("emails")
+    return min(len(emails), 3) + 1 if isinstance(emails, list) else 1
+
+
+def parts_cost(profile: Mapping[str, object], *, note: bool = True) -> int:
+    """Requests to add a record's parts: one per education, employment and tag, and the note."""
+    n = sum(len(v) for k in ("educations", "employments", "tags") if isinstance(v := profile.get(k), list))
+    return max(1, n + (1 if note else 0))
+
+
+def park(limiter: RedisRateLimiter, engine: Engine, item_ids: Sequence[int], *, chunk: int = repo.CHUNK) -> int:
+    """Park ``item_ids`` in their credentials' queues with the cost of their next step; returns how many."""
+    parked = 0
+    for part in repo.chunks(item_ids, chunk):
+        stmt = (
+            sa.select(col(Item.id), col(Connection.client_id), col(Item.profile), col(Item.greenhouse_candidate_id))
+            .join(Connection, col(Connection.id) == col(Item.connection_id))
+            .where(col(Item.id).in_(part))
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        entries: list[tuple[str, int, int, bool]] = []
+        for item_id, client_id, profile, candidate_id in rows:
+            has_record = candidate_id is not None  # its core step is done: the parts come next
+            entries.append((client_id, item_id, parts_cost(profile) if has_record else core_cost(profile), has_record))
+        limiter.park_many(entries)
+        parked += len(entries)
+        repo.mark_enqueued(engine, [r[0] for r in rows])
+    return parked
+
+
+def enqueue(app: Celery, engine: Engine, limiter: RateGate, item_ids: Sequence[int], *, chunk: int = repo.CHUNK) -> int:
+    """Park the items when the limiter paces (Redis), else publish them at once; returns how many."""
+    if isinstance(limiter, RedisRateLimiter):
+        return park(limiter, engine, item_ids, chunk=chunk)
+    return publish(app, engine, item_ids, chunk=chunk)
+
+
+def not_parked(limiter: RateGate, item_ids: Sequence[int]) -> list[int]:
+    """``item_ids`` without the ones waiting in a credential's queue (those are paced, not lost)."""
+    if not isinstance(limiter, RedisRateLimiter):
+        return list(item_ids)
+    waiting = limiter.parked(item_ids)
+    return [i for i in item_ids if i not in waiting]
+
+
+def release_due(app: Celery, engine: Engine, limiter: RedisRateLimiter) -> int:
+    """Publish every parked item whose credential has budget now, with its reserved cost as credit."""
+    sent: list[int] = []
+    for key in limiter.parked_keys():
+        released = limiter.release(key)
+        if not released:
+            continue
+        with app.producer_or_acquire() as producer:
+            for r in released:
+                app.send_task(
+                    names.EXPORT_ITEM_TASK,
+                    args=[ExportItemMessage(item_id=r.item_id, credit=r.cost).to_task_args()],
+                    queue=names.EXPORT_QUEUE,
+                    producer=producer,
+                )
+                sent.append(r.item_id)
+    if sent:
+        repo.mark_enqueued(engine, sent)
+    return len(sent)
+
+
+class Pacer:
+    """A daemon thread that calls :func:`release_due` every ``interval_s`` until :meth:`stop`."""
+
+    def __init__(self, app: Celery, engine: Engine, limiter: RedisRateLimiter, interval_s: float) -> None:
+        self.app = app
+        self.engine = engine
+        self.limiter = limiter
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ghexport-pacer", daemon=True)
+        self._failing = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                release_due(self.app, self.engine, self.limiter)
+            except Exception as exc:  # Redis, the broker or the store away: say so once, keep trying
+                if not self._failing:
+                    log.warning("pacer cannot release parked items (%s); retrying", type(exc).__name__)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.warning("pacer releases parked items again")
+                self._failing = False
