@@ -16,6 +16,7 @@ from rich.table import Table
 
 from producer import cli_base
 from producer.cli_base import CliError, console, handle_errors, print_json
+from producer.demo import WORKER_POOLS
 
 if TYPE_CHECKING:
     from shared.harvest.sandbox.stats import StatsSnapshot
@@ -89,9 +90,17 @@ def sandbox(
             pass
 
 
+def _check_pool(pool: str) -> None:
+    if pool not in WORKER_POOLS:
+        raise CliError(f"unknown pool {pool!r}: choose one of {', '.join(WORKER_POOLS)}")
+
+
 @handle_errors
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 4,
+    concurrency: Annotated[int, typer.Option(help="Tasks at once: processes (prefork) or threads.")] = 4,
+    pool: Annotated[
+        str, typer.Option(help=f"Celery pool: {', '.join(WORKER_POOLS)} (threads suit I/O-bound exports).")
+    ] = "prefork",
     queues: Annotated[str | None, typer.Option(help="Queues to consume, comma separated.")] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     beat: Annotated[
@@ -103,7 +112,8 @@ def worker(
 
     res = cli_base.resources()
     os.environ["GHX_BROKER_URL"] = res.broker_url  # resolve `embedded` once, for every child
-    cmd = worker_command(concurrency, loglevel)
+    _check_pool(pool)
+    cmd = worker_command(concurrency, loglevel, pool=pool)
     if queues:
         cmd[cmd.index("-Q") + 1] = queues
     if beat:
@@ -116,7 +126,10 @@ def worker(
 @handle_errors
 def demo(
     candidates: Annotated[int, typer.Option(help="Profiles in the sample project.")] = 40,
-    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 4,
+    concurrency: Annotated[int, typer.Option(help="Tasks at once: processes (prefork) or threads.")] = 4,
+    pool: Annotated[
+        str, typer.Option(help=f"Celery pool: {', '.join(WORKER_POOLS)} (threads suit I/O-bound exports).")
+    ] = "prefork",
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 600.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
@@ -129,7 +142,8 @@ def demo(
     if candidates < 2:
         raise CliError("--candidates must be at least 2 (half prospects, half job candidates)")
     started = time.monotonic()
-    with demo_environment(concurrency=concurrency) as env:
+    _check_pool(pool)
+    with demo_environment(concurrency=concurrency, pool=pool) as env:
         cli_base.use_resources(env.resources)
         connect_demo(env)
         profiles = sample_profiles(candidates, existing_email=seed.EXISTING_EMAIL)

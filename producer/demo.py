@@ -91,7 +91,11 @@ class DemoEnv:
     worker_log: Path
 
 
-def worker_command(concurrency: int, loglevel: str = "WARNING") -> list[str]:
+WORKER_POOLS = ("prefork", "threads", "solo")
+"""Celery pools ``ghexport worker --pool`` accepts (see docs/design.md, "Concurrency model")."""
+
+
+def worker_command(concurrency: int, loglevel: str = "WARNING", *, pool: str = "prefork") -> list[str]:
     """The command line of a Celery worker for this app (never imported by the producer)."""
     from shared.queue import names
 
@@ -102,6 +106,8 @@ def worker_command(concurrency: int, loglevel: str = "WARNING") -> list[str]:
         "-A",
         "workers.app",
         "worker",
+        "--pool",
+        pool,
         "--concurrency",
         str(concurrency),
         "-Q",
@@ -115,7 +121,9 @@ def worker_command(concurrency: int, loglevel: str = "WARNING") -> list[str]:
 
 
 @contextmanager
-def demo_environment(*, concurrency: int = 4, rate_limit: int = 300, window_s: float = 10.0) -> Iterator[DemoEnv]:
+def demo_environment(
+    *, concurrency: int = 4, pool: str = "prefork", rate_limit: int = 300, window_s: float = 10.0
+) -> Iterator[DemoEnv]:
     """Start the sandbox, the embedded broker and a worker in a fresh directory; stop them all after."""
     from shared.connections.crypto import generate_key
     from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer
@@ -145,7 +153,7 @@ def demo_environment(*, concurrency: int = 4, rate_limit: int = 300, window_s: f
             log_path = root / "worker.log"
             with open(log_path, "wb") as log:
                 worker = subprocess.Popen(
-                    worker_command(concurrency), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                    worker_command(concurrency, pool=pool), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
                 )
             try:
                 yield DemoEnv(settings, res, sandbox, server, worker, log_path)

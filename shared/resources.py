@@ -116,7 +116,7 @@ class Resources:
             transport=self._http_transport,
             timeout=httpx.Timeout(h.timeout_s, connect=h.connect_timeout_s),
             headers={"User-Agent": h.user_agent},
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),  # a thread pool's tasks
         )
 
     @cached_property

@@ -20,7 +20,8 @@ def make_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         kwargs["poolclass"] = NullPool
     else:
-        kwargs["pool_pre_ping"] = True
+        # a thread-pool worker runs many tasks in one process: keep a connection for each of them
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=40)
     engine = sa.create_engine(url, **kwargs)
     if url.startswith("sqlite"):
 

@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 
 from producer import api
@@ -44,8 +45,9 @@ def _wait_done(res: Resources, batch_ids: list[str], log: Path, worker_alive: ob
         time.sleep(0.25)
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_core_records_first_under_the_limit_and_no_requeue_churn(
-    redis_url: str, postgres_schema_url: str, tmp_path: Path
+    redis_url: str, postgres_schema_url: str, tmp_path: Path, pool: str
 ) -> None:
     db_url, broker = broker_db(redis_url, BROKER_DB)
     sandbox = Sandbox(SandboxConfig(rate_limit=LIMIT, window_s=WINDOW_S))
@@ -57,7 +59,7 @@ def test_core_records_first_under_the_limit_and_no_requeue_churn(
         batch = api.export_profiles(
             res, connection_name="paced", profiles=profiles, target=api.ExportTarget.job(seed.OPEN_JOB_ID)
         )
-        command = [GHEXPORT, "worker", "--concurrency", "4", "--loglevel", "INFO"]
+        command = [GHEXPORT, "worker", "--pool", pool, "--concurrency", "4", "--loglevel", "INFO"]
         with running(command, settings, tmp_path) as (worker, log):
             _wait_done(res, [batch.batch_id], log, worker, timeout_s=150)
             text = log.read_text(errors="replace")
