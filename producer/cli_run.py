@@ -102,6 +102,9 @@ def worker(
         str, typer.Option(help=f"Celery pool: {', '.join(WORKER_POOLS)} (threads suit I/O-bound exports).")
     ] = "prefork",
     queues: Annotated[str | None, typer.Option(help="Queues to consume, comma separated.")] = None,
+    hostname: Annotated[
+        str | None, typer.Option(help="Celery node name (several workers on one host), e.g. w1@%h.")
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     beat: Annotated[
         bool, typer.Option(help="Also run the periodic recovery of lost items (one worker of the cluster).")
@@ -116,6 +119,8 @@ def worker(
     cmd = worker_command(concurrency, loglevel, pool=pool)
     if queues:
         cmd[cmd.index("-Q") + 1] = queues
+    if hostname:
+        cmd += ["--hostname", hostname]
     if beat:
         schedule = os.path.join(res.settings.embedded_dir, "celerybeat-schedule")
         os.makedirs(res.settings.embedded_dir, exist_ok=True)

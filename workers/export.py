@@ -161,7 +161,7 @@ class _Export:
         except _ParkError as exc:
             return self.park(exc.step, str(exc))
         except RateLimitedError as exc:
-            if self.step is not None:  # the pacer sends it again once the credential has budget
+            if self.step is not None and self.d.res.limiter.paces:  # the pacer sends it again in its turn
                 return self.park(self.step, f"{exc.cause}: {exc}")
             wait = exc.retry_after_s + self.d.jitter(0.0, 1.0)
             return run.retry(wait, exc.cause, str(exc), counts=False)

@@ -20,10 +20,10 @@ read Redis ``TIME``, so the hosts' clocks never meet; see :mod:`shared.harvest.l
   ``X-RateLimit-Reset`` (the only place the server's clock is used, converted through our wall clock).
 
 **Sends are spread, not burst.** A send is taken when the log of the last ``W`` holds fewer than
-``budget = floor(L * headroom)`` sends *and* the spacing clock allows it: sends go ``W / budget`` apart
-(two sends of slack). Evenly spread sends are what makes the window learnable: the server's count then
-says how far back it looks, to one spacing. A longer wait than ``max_inline_wait_s`` raises
-:class:`ThrottledError`.
+``budget = floor(L * headroom)`` sends *and* the spacing clock allows it: a busy credential's sends go
+``W / budget`` apart; after a quiet spell, half a window's budget may go at once (a ``connect`` check, a
+small batch). Evenly spread sends are what makes the window learnable: the server's count then says how
+far back it looks, to one spacing. A longer wait than ``max_inline_wait_s`` raises :class:`ThrottledError`.
 
 **Converging from a wrong guess.** Too long (guess 30 s, real 10 s): we send at a third of the rate, the
 server counts only the sends of the last 10 s, and the first answers bound ``W`` from above: learned within
@@ -41,13 +41,19 @@ by a pacer (:mod:`shared.queue.pacing`) when its turn comes, with its requests r
 a worker slot, no task bounces through the broker, and one customer's long batch waits in Redis, not in
 the broker's queue in front of another customer's items.
 
-**Trade-offs.** No burst: a rolling window would allow ``L`` sends at once, we spread them, which costs at
-most one window's burst over a whole run and keeps every window below the limit even when answers are
-slow. Another client on the same credential: its requests raise ``c``, so ``lo`` grows and we slow down
-(safe), and ``remaining`` stops us when it spends the budget. Fixed windows instead of rolling ones: an
-upper bound below the lower one is discarded, so ``W`` settles near the period. Lost answers (timeouts)
-keep their send in the log: counted or not, they only make us slower. ``headroom`` defaults to 1: spread
-sends leave a spacing of margin in every window already.
+**Trade-offs.**
+
+- Half a burst: a rolling window would allow ``L`` sends at once; we allow half of that after a quiet
+  spell and spread the rest, which costs at most half a window's budget over a whole run and keeps every
+  window below the limit even when answers are slow.
+- Another client on the same credential: its requests raise ``c``, so ``lo`` grows and we slow down
+  (safe), and ``remaining`` stops us when it spends the budget; ``headroom`` below 1 leaves it room.
+- Fixed windows instead of rolling ones: an upper bound below the lower one is discarded, so ``W``
+  settles near the period.
+- Lost answers (timeouts) keep their send in the log: counted or not, they only make us slower.
+- Clock skew: the window is learned from our own clock only; Greenhouse's clock enters only through
+  ``X-RateLimit-Reset`` (a hard stop that ends at the reset) and, once the window is learned, our log
+  ends that stop to the millisecond instead.
 """
 
 from __future__ import annotations
@@ -109,6 +115,9 @@ class Learned:
 class RateGate(Protocol):
     """What the Harvest client and the workers ask of the limiter."""
 
+    paces: bool
+    """True when :meth:`park` queues items for a pacer; False when nothing would ever release them."""
+
     def acquire(self, key: str) -> Ticket:
         """Take one send from ``key``'s budget, sleeping at most ``max_inline_wait_s`` in total.
 
@@ -136,6 +145,9 @@ class RateGate(Protocol):
 class NullRateLimiter:
     """A gate that never waits and parks nothing (tests, single calls, limiter disabled)."""
 
+    paces = False
+    """Nothing is parked: an item the server throttles is retried with a countdown instead."""
+
     def acquire(self, key: str) -> Ticket:
         """Never waits."""
         return NO_TICKET
@@ -161,6 +173,9 @@ class NullRateLimiter:
 
 class RedisRateLimiter:
     """The learning limiter and pacing clock, shared through Redis (see the module docstring)."""
+
+    paces = True
+    """Parked items are released by the workers' pacers (:mod:`shared.queue.pacing`)."""
 
     def __init__(
         self,

@@ -90,9 +90,11 @@ end
 -- our model has room but the server said it has none (a wrong guess, or another client): its reset rules
 local sw = server_wait(KEYS[1], KEYS[2], now, window, learned)
 if sw > 0 then return {sw, now} end
--- and spaced `per` apart (two sends of slack): evenly spread sends are what the window is learned from
+-- and spaced `per` apart once busy (evenly spread sends are what the window is learned from); after a
+-- quiet spell, half a window's budget may go at once (a connect check, a small batch)
+local slack = math.max(2 * per, window / 2)
 local gtat = math.max(num(redis.call('HGET', KEYS[2], 'gtat')) or 0, now)
-if gtat - now > 2 * per then return {math.floor(gtat - now - 2 * per) + 1, now} end
+if gtat - now > slack then return {math.floor(gtat - now - slack) + 1, now} end
 redis.call('HSET', KEYS[2], 'gtat', math.floor(gtat + per))
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], retain)
