@@ -82,7 +82,11 @@ local per = window / budget
 local retain = math.max(3 * window, 120000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - retain)
 local count = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')
-if count >= budget then  -- never more than the budget in one window; our log knows when a send frees
+-- never more than the budget in one window: our log knows when a send frees. Until the window is
+-- learned, the server's own `remaining` (below) is the cap when it gives one: a guessed window too long
+-- would otherwise stop every send for most of it, and nothing would be learned meanwhile.
+local capped = learned or not redis.call('HGET', KEYS[2], 'srv_rem')
+if capped and count >= budget then
   local nth = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now - window), '+inf',
     'WITHSCORES', 'LIMIT', count - budget, 1)
   return {math.floor(tonumber(nth[2]) + window - now) + 1, now}
