@@ -94,12 +94,23 @@ end
 -- our model has room but the server said it has none (a wrong guess, or another client): its reset rules
 local sw = server_wait(KEYS[1], KEYS[2], now, window, learned)
 if sw > 0 then return {sw, now} end
--- and spaced `per` apart once busy (evenly spread sends are what the window is learned from); after a
--- quiet spell, half a window's budget may go at once (a connect check, a small batch)
-local slack = math.max(2 * per, window / 2)
+-- and spaced `per` apart (evenly spread sends are what the window is learned from); a credential quiet
+-- for a minute (and two windows) may first send half its budget at once (a connect check, a small batch)
+local burst = math.min(num(redis.call('HGET', KEYS[2], 'burst')) or 0, math.floor(budget / 2))
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if not last[2] or tonumber(last[2]) < now - math.max(60000, 2 * window) then burst = math.floor(budget / 2) end
 local gtat = math.max(num(redis.call('HGET', KEYS[2], 'gtat')) or 0, now)
-if gtat - now > slack then return {math.floor(gtat - now - slack) + 1, now} end
-redis.call('HSET', KEYS[2], 'gtat', math.floor(gtat + per))
+if gtat > now + 3 * per then  -- spaced for an older, slower model: not waited out
+  gtat = now + 3 * per
+  redis.call('HSET', KEYS[2], 'gtat', math.floor(gtat))
+end
+if burst > 0 then
+  redis.call('HSET', KEYS[2], 'burst', burst - 1)
+else
+  -- two sends of slack
+  if gtat - now > 2 * per then return {math.floor(gtat - now - 2 * per) + 1, now} end
+  redis.call('HSET', KEYS[2], 'gtat', math.floor(gtat + per))
+end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], retain)
 if ARGV[5] == '1' then
@@ -164,14 +175,16 @@ THROTTLED = (
     PRELUDE
     + """
 -- KEYS: log, state, block. ARGV: member, retry_ms, guess_limit, guess_window_ms, headroom.
--- A 429: the request did not count; every worker waits Retry-After; our window was too generous.
+-- A 429: the request did not count; every worker waits Retry-After; a learned window was too generous.
 redis.call('ZREM', KEYS[1], ARGV[1])
 local retry = tonumber(ARGV[2])
 if retry > redis.call('PTTL', KEYS[3]) then
   redis.call('SET', KEYS[3], 1, 'PX', retry)
 end
-local window = model(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-redis.call('HSET', KEYS[2], 'lo', window, 'hi', math.floor(window * 1.1))
+local window, budget, learned = model(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+if learned then  -- a guess is no evidence: only a learned window is widened
+  redis.call('HSET', KEYS[2], 'lo', window, 'hi', math.floor(window * 1.1))
+end
 redis.call('PEXPIRE', KEYS[2], STATE_TTL)
 return 1
 """

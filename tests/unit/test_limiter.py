@@ -98,7 +98,14 @@ def test_a_429_blocks_every_worker_of_the_credential_and_no_other(server: fakere
         b.acquire(KEY)
     assert 19.0 < info.value.retry_after_s <= 20.0
     b.acquire("another-credential")  # a throttled credential leaves the others running
-    assert b.learned(KEY).window_s == pytest.approx(33.0)  # our window was too generous: widened by 10 %
+    assert b.learned(KEY).window_s == pytest.approx(30.0)  # a guess is no evidence: left as it was
+
+
+def test_a_429_widens_a_learned_window_by_a_tenth(server: fakeredis.FakeServer) -> None:
+    limiter = make(server)
+    limiter.redis.hset(f"ghx:rl:{KEY}:state", mapping={"lo": 9_000, "hi": 10_000})
+    limiter.throttled(KEY, NO_TICKET, retry_after_s=1.0)
+    assert limiter.learned(KEY).window_s == pytest.approx(11.1, abs=0.01)  # 10 s + 1 % margin, then + 10 %
 
 
 def test_the_servers_remaining_zero_stops_everyone_until_its_reset(server: fakeredis.FakeServer) -> None:
