@@ -122,7 +122,7 @@ def worker_command(concurrency: int, loglevel: str = "WARNING", *, pool: str = "
 
 @contextmanager
 def demo_environment(
-    *, concurrency: int = 4, pool: str = "prefork", rate_limit: int = 300, window_s: float = 10.0
+    *, concurrency: int = 4, pool: str = "prefork", rate_limit: int = 1000, window_s: float = 10.0
 ) -> Iterator[DemoEnv]:
     """Start the sandbox, the embedded broker and a worker in a fresh directory; stop them all after."""
     from shared.connections.crypto import generate_key
