@@ -206,7 +206,11 @@ class _Export:
                     self.resolve_candidate(batch, conn, mapped, reader, writer)
                 if self.item.greenhouse_application_id is None:
                     self.writer_for(reader, writer, batch).application(mapped.application, batch.target_kind)
-        step = self.admitted(_Step(conn.client_id, self.parts_cost(mapped), enrichment=True))
+        cost = self.parts_cost(mapped)
+        if cost == 0:  # nothing left to send: no budget to wait for
+            self.add_parts(conn, batch, mapped, reader, writer)
+            return
+        step = self.admitted(_Step(conn.client_id, cost, enrichment=True))
         with limiter.credit(step.key, step.cost):
             self.add_parts(conn, batch, mapped, reader, writer)
 
@@ -234,7 +238,7 @@ class _Export:
             n += len(mapped.educations) + len(mapped.employments)
         if mapped.note and not progress.note_sent and progress.origin is not RecordOrigin.EXPORTED_BEFORE:
             n += 1
-        return max(1, n)
+        return n
 
     def writer_for(self, reader: HarvestClient, writer: HarvestClient, batch: BatchRecord) -> PartsWriter:
         cid = self.item.greenhouse_candidate_id

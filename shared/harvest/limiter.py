@@ -21,7 +21,7 @@ read Redis ``TIME``, so the hosts' clocks never meet; see :mod:`shared.harvest.l
 
 **Sends are spread, not burst.** A send is taken when the log of the last ``W`` holds fewer than
 ``budget = floor(L * headroom)`` sends *and* the spacing clock allows it: a busy credential's sends go
-``W / budget`` apart; after a quiet spell, half a window's budget may go at once (a ``connect`` check, a
+``W / budget`` apart; after a quiet minute, half a window's budget may go at once (a ``connect`` check, a
 small batch). Evenly spread sends are what makes the window learnable: the server's count then says how
 far back it looks, to one spacing. A longer wait than ``max_inline_wait_s`` raises :class:`ThrottledError`.
 
@@ -44,7 +44,7 @@ the broker's queue in front of another customer's items.
 **Trade-offs.**
 
 - Half a burst: a rolling window would allow ``L`` sends at once; we allow half of that after a quiet
-  spell and spread the rest, which costs at most half a window's budget over a whole run and keeps every
+  minute and spread the rest, which costs at most half a window's budget over a whole run and keeps every
   window below the limit even when answers are slow.
 - Another client on the same credential: its requests raise ``c``, so ``lo`` grows and we slow down
   (safe), and ``remaining`` stops us when it spends the budget; ``headroom`` below 1 leaves it room.

@@ -9,7 +9,8 @@ Keys of one credential ``<p>`` (prefix ``ghx:rl:<client id>``):
 
 - ``<p>:log`` ZSET of our sends (score = send ms);
 - ``<p>:state`` HASH: the model (``limit``, ``lo``, ``hi``, ``lat``), the server's last word (``srv_rem``,
-  ``srv_at``, ``srv_reset``), the spacing clock of sends ``gtat`` and the pacing clock of admitted work ``tat``;
+  ``srv_at``, ``srv_reset``), the spacing clock of sends ``gtat`` (and ``burst``, sends left of the burst
+  a quiet credential may make), and the pacing clock of admitted work ``tat``;
 - ``<p>:block`` exists while a 429's ``Retry-After`` runs;
 - ``<p>:queue`` ZSET of parked items (score = order), ``<p>:cost`` HASH item -> reserved requests.
 
