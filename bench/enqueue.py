@@ -1,8 +1,10 @@
 """Enqueue benchmark: record and enqueue 10,000 profiles, our path beside a naive loop, same machine.
 
-Our path (``producer.api``'s internals): one transaction with bulk inserts, then one broker connection
-publishing every message. Naive baseline: per row, an INSERT committed on its own, then ``delay()``.
-Both write to the same kind of store and broker, in one run; the script prints the times and the ratio.
+Our path (``producer.api``'s internals, default settings): one transaction with bulk inserts, then every
+item parked in its credential's queue in Redis (pipelined), from which the workers' pacers publish them as the
+credential's budget allows. Naive baseline: per row, an INSERT committed on its own, then ``delay()`` to the
+broker. Both run on the same store and Redis, in one run; the script prints the times and the ratio, then
+deletes the rows it recorded (``--database`` may be a shared PostgreSQL).
 
     .venv/bin/python -m bench.enqueue [--profiles 10000] [--broker redis://127.0.0.1:6379/11]
                                       [--database sqlite:///...]   (default: embedded broker, temp SQLite)
@@ -16,7 +18,9 @@ import time
 from pathlib import Path
 
 import redis
+import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlmodel import col
 
 from producer.demo import sample_profiles
 from shared.profiles.model import Profile
@@ -57,6 +61,7 @@ def _batch(conn_id: int) -> Batch:
 
 
 def ours(res: Resources, conn_id: int, profiles: list[Profile]) -> float:
+    res.publish([])  # like naive's app, the limiter and the lazy imports are built before the clock starts
     t0 = time.perf_counter()
     created = repo.create_batch(res.engine, _batch(conn_id), [repo.NewItem(p.id, p.snapshot()) for p in profiles])
     res.publish(created.to_enqueue)
@@ -88,6 +93,14 @@ def naive(res: Resources, conn_id: int, profiles: list[Profile]) -> float:
     return time.perf_counter() - t0
 
 
+def _forget(res: Resources, conn_ids: list[int]) -> None:
+    """Delete the connections the bench made, with their batches and items."""
+    with res.engine.begin() as conn:
+        conn.execute(sa.delete(Item).where(col(Item.connection_id).in_(conn_ids)))
+        conn.execute(sa.delete(Batch).where(col(Batch.connection_id).in_(conn_ids)))
+        conn.execute(sa.delete(Connection).where(col(Connection.id).in_(conn_ids)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", type=int, default=10_000)
@@ -102,8 +115,9 @@ def main() -> None:
             secret_key=SecretStr("unused"),
         )
         res = Resources(settings)
+        conn_ids: list[int] = []
         try:
-            conn_id = _connection(res)
+            conn_ids.append(_connection(res))
             profiles = sample_profiles(args.profiles, prefix="bench")
             q = (
                 redis.Redis(unix_socket_path=res.broker_url.removeprefix("redis+socket://"))
@@ -111,13 +125,16 @@ def main() -> None:
                 else redis.Redis.from_url(res.broker_url)
             )
             q.delete(names.EXPORT_QUEUE)
-            t_ours = ours(res, conn_id, profiles)
-            n_ours = q.llen(names.EXPORT_QUEUE)
-            q.delete(names.EXPORT_QUEUE)
-            t_naive = naive(res, _connection(res), profiles)
+            t_ours = ours(res, conn_ids[0], profiles)
+            n_ours = q.zcard("ghx:rl:x:queue")  # parked for the bench connection's credential ("x")
+            q.delete(names.EXPORT_QUEUE, *q.scan_iter("ghx:rl:*"))
+            conn_ids.append(_connection(res))
+            t_naive = naive(res, conn_ids[1], profiles)
             n_naive = q.llen(names.EXPORT_QUEUE)
             q.delete(names.EXPORT_QUEUE)
         finally:
+            if conn_ids:
+                _forget(res, conn_ids)
             res.close()
             if args.broker == "embedded":
                 from shared.queue.embedded import stop_embedded
@@ -125,8 +142,8 @@ def main() -> None:
                 stop_embedded(settings.embedded_dir)
     store = "PostgreSQL" if (args.database or "").startswith("postgresql") else "SQLite"
     print(f"record + enqueue {args.profiles} profiles ({store} store, broker {args.broker})")
-    print(f"  ours  (bulk insert, one transaction, one broker connection): {t_ours:7.2f} s  {n_ours} messages")
-    print(f"  naive (commit + delay() per row):                             {t_naive:7.2f} s  {n_naive} messages")
+    print(f"  ours  (bulk insert, one transaction, parked in bulk):         {t_ours:7.2f} s  {n_ours} parked")
+    print(f"  naive (commit + delay() per row):                              {t_naive:7.2f} s  {n_naive} messages")
     print(f"  speed-up: {t_naive / t_ours:.1f}x")
     assert n_ours == n_naive == args.profiles, "both paths must enqueue every profile"
 

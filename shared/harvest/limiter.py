@@ -196,6 +196,7 @@ class RedisRateLimiter:
         self._observe = redis_client.register_script(lua.OBSERVE)
         self._throttled = redis_client.register_script(lua.THROTTLED)
         self._admit = redis_client.register_script(lua.ADMIT)
+        self._park = redis_client.register_script(lua.PARK)
         self._release = redis_client.register_script(lua.RELEASE)
         self._settle = redis_client.register_script(lua.SETTLE)
 
@@ -271,27 +272,30 @@ class RedisRateLimiter:
 
     def admit(self, key: str, item_id: int, cost: int, *, enrichment: bool = False) -> bool:
         """Reserve ``cost`` sends and return True when the item may run now: no item of ``key`` is parked
-        and at most one window of work is reserved ahead. False: nothing reserved (park the item)."""
-        return bool(int(self._admit(keys=self._queue_keys(key), args=self._admit_args(key, item_id, cost, enrichment))))
+        and at most :meth:`_horizon_ms` of work is reserved ahead. False: nothing reserved (park the item)."""
+        args = [*self._guess(), max(1, cost), self._horizon_ms()]
+        return bool(int(self._admit(keys=[*self._gate_keys(key), self._key(key, "queue")], args=args)))
 
     def park(self, key: str, item_id: int, cost: int, *, enrichment: bool = False) -> None:
         """Park the item in ``key``'s queue (kept in place if it is there already); an enrichment waits
         behind every parked core record of the credential."""
-        self.park_many([(key, item_id, cost, enrichment)])
+        self.park_many(key, [(item_id, cost)], enrichment=enrichment)
 
-    def park_many(self, entries: Sequence[tuple[str, int, int, bool]]) -> None:
-        """Park many ``(key, item_id, cost, enrichment)`` in one round trip (the producer's batches)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key, item_id, cost, enrichment in entries:
-            args = self._admit_args(key, item_id, cost, enrichment, mode="park")
-            self._admit(keys=self._queue_keys(key), args=args, client=pipe)
-        pipe.execute()
-
-    def _admit_args(
-        self, key: str, item_id: int, cost: int, enrichment: bool, mode: str = "try"
-    ) -> list[int | float | str]:
+    def park_many(self, key: str, items: Sequence[tuple[int, int]], *, enrichment: bool = False) -> None:
+        """Park ``(item_id, cost)`` pairs of one credential in order, in one atomic call per 1,000."""
+        keys = [
+            self._key(key, "queue"),
+            self._key(key, "cost"),
+            self._key(key, "seq"),
+            self.key_prefix + PARKED_KEYS,
+            self.key_prefix + PARKED_ITEMS,
+        ]
         offset = lua.PARTS_ORDER_OFFSET if enrichment else 0
-        return [*self._guess(), str(item_id), max(1, cost), offset, key, mode, self._horizon_ms()]
+        for start in range(0, len(items), 1000):
+            flat: list[int | str] = [key, offset]
+            for item_id, cost in items[start : start + 1000]:
+                flat += [str(item_id), max(1, cost)]
+            self._park(keys=keys, args=flat)
 
     def _horizon_ms(self) -> int:
         """How far ahead of the gate work is admitted: half the longest inline wait, so an admitted item
@@ -371,7 +375,7 @@ class RedisRateLimiter:
         if parked:
             self.redis.srem(self.key_prefix + PARKED_ITEMS, *parked)
         self.redis.srem(self.key_prefix + PARKED_KEYS, key)
-        self.redis.delete(*(self._key(key, p) for p in ("log", "state", "block", "queue", "cost")))
+        self.redis.delete(*(self._key(key, p) for p in ("log", "state", "block", "queue", "cost", "seq")))
 
 
 class LimiterOptions(TypedDict, total=False):

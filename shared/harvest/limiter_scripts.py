@@ -12,7 +12,8 @@ Keys of one credential ``<p>`` (prefix ``ghx:rl:<client id>``):
   ``srv_at``, ``srv_reset``), the spacing clock of sends ``gtat`` (and ``burst``, sends left of the burst
   a quiet credential may make), and the pacing clock of admitted work ``tat``;
 - ``<p>:block`` exists while a 429's ``Retry-After`` runs;
-- ``<p>:queue`` ZSET of parked items (score = order), ``<p>:cost`` HASH item -> reserved requests.
+- ``<p>:queue`` ZSET of parked items (score = order: ``<p>:seq``, plus an offset for enrichments),
+  ``<p>:cost`` HASH item -> reserved requests.
 
 Global: ``ghx:rl:keys`` (SET of credentials with parked items), ``ghx:rl:parked`` (SET of parked item ids).
 """
@@ -194,30 +195,39 @@ return 1
 ADMIT = (
     PRELUDE
     + """
--- KEYS: log, state, block, queue, cost, keys, parked. ARGV: guess_limit, guess_window_ms, headroom,
--- item, cost, order_offset, credential, mode ('try': reserve if the item may run now, else nothing;
--- 'park': park it), horizon_ms. Returns 1 when the cost was reserved and the item may run now, else 0.
+-- KEYS: log, state, block, queue. ARGV: guess_limit, guess_window_ms, headroom, cost, horizon_ms.
+-- Returns 1 when the cost was reserved and the item may run now (nothing of the credential is parked, no
+-- stop is on, and the work reserved ahead stays within the horizon), else 0 (park it).
 local now = now_ms()
 local window, budget, learned = model(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
-local cost = tonumber(ARGV[5])
+local cost = tonumber(ARGV[4])
 local per = window / budget
-local horizon = tonumber(ARGV[9])
+local horizon = tonumber(ARGV[5])
 local tat = math.min(math.max(num(redis.call('HGET', KEYS[2], 'tat')) or 0, now), now + horizon)
-local free = redis.call('PTTL', KEYS[3]) <= 0 and server_wait(KEYS[1], KEYS[2], now, window, learned) == 0
-local fits = tat <= now or tat + cost * per <= now + horizon
-if ARGV[8] == 'try' and free and fits and redis.call('ZCARD', KEYS[4]) == 0 then
-  redis.call('HSET', KEYS[2], 'tat', math.floor(tat + cost * per))
-  redis.call('PEXPIRE', KEYS[2], STATE_TTL)
-  return 1
-end
-if ARGV[8] == 'try' then return 0 end
-redis.call('ZADD', KEYS[4], 'NX', now + tonumber(ARGV[6]), ARGV[4])
-redis.call('HSET', KEYS[5], ARGV[4], cost)
-redis.call('SADD', KEYS[6], ARGV[7])
-redis.call('SADD', KEYS[7], ARGV[4])
-return 0
+if redis.call('ZCARD', KEYS[4]) > 0 or redis.call('PTTL', KEYS[3]) > 0 then return 0 end
+if server_wait(KEYS[1], KEYS[2], now, window, learned) > 0 then return 0 end
+if tat > now and tat + cost * per > now + horizon then return 0 end
+redis.call('HSET', KEYS[2], 'tat', math.floor(tat + cost * per))
+redis.call('PEXPIRE', KEYS[2], STATE_TTL)
+return 1
 """
 )
+
+PARK = """
+-- KEYS: queue, cost, seq, keys, parked. ARGV: credential, order_offset, item, cost, item, cost, ...
+-- Parks the items in order (a per-credential sequence, so equal times keep their order); an item
+-- parked already keeps its place.
+local offset = tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], offset + redis.call('INCR', KEYS[3]), ARGV[i])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    redis.call('SADD', KEYS[5], ARGV[i])
+  end
+end
+redis.call('SADD', KEYS[4], ARGV[1])
+return 1
+"""
 
 RELEASE = (
     PRELUDE

@@ -59,12 +59,14 @@ def park(limiter: RedisRateLimiter, engine: Engine, item_ids: Sequence[int], *, 
         )
         with engine.connect() as conn:
             rows = conn.execute(stmt).all()
-        entries: list[tuple[str, int, int, bool]] = []
-        for item_id, client_id, profile, candidate_id in rows:
+        groups: dict[tuple[str, bool], list[tuple[int, int]]] = {}
+        for item_id, client_id, profile, candidate_id in sorted(rows):
             has_record = candidate_id is not None  # its core step is done: the parts come next
-            entries.append((client_id, item_id, parts_cost(profile) if has_record else core_cost(profile), has_record))
-        limiter.park_many(entries)
-        parked += len(entries)
+            cost = parts_cost(profile) if has_record else core_cost(profile)
+            groups.setdefault((client_id, has_record), []).append((item_id, cost))
+        for (client_id, has_record), items in groups.items():
+            limiter.park_many(client_id, items, enrichment=has_record)
+        parked += len(rows)
         repo.mark_enqueued(engine, [r[0] for r in rows])
     return parked
 

@@ -74,37 +74,45 @@ def create_batch(engine: Engine, batch: Batch, items: Sequence[NewItem]) -> Batc
                     )
                 ).all()
                 known.update({pid: int(cid) for pid, cid in rows if cid is not None})
-        rows_out: list[dict[str, Any]] = []
-        for it in items:
-            skipped = it.profile_id in known
-            rows_out.append(
-                {
-                    "batch_id": batch.id,
-                    "connection_id": batch.connection_id,
-                    "profile_id": it.profile_id,
-                    "profile": it.snapshot,
-                    "status": ItemStatus.SKIPPED if skipped else ItemStatus.QUEUED,
-                    "greenhouse_candidate_id": known.get(it.profile_id),
-                    "error": "already exported through this connection" if skipped else None,
-                    "error_cause": "already_exported" if skipped else None,
-                    "attempts": 0,
-                    "linked_existing": False,
-                    "parts": ItemProgress().to_stored(),
-                    "warnings": [],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-        result = BatchCreated(batch_id=batch.id, skipped=len(known))
-        for part in chunks(rows_out):
-            ids_out = session.execute(
-                sa.insert(Item).returning(col(Item.id), col(Item.status)),
-                list(part),
-            ).all()
-            result.to_enqueue.extend(int(i) for i, status in ids_out if status == ItemStatus.QUEUED)
+        parts = ItemProgress().to_stored()  # nothing sent yet: the same for every item, built once
+        new_rows = [_new_item_row(batch, it, known.get(it.profile_id), parts, now) for it in items]
+        # Core executemany, no RETURNING: one prepared INSERT for all rows, no per-row ORM work (a multi-row
+        # INSERT ... RETURNING is parsed anew by psycopg for every chunk), then the ids in one indexed read.
+        conn = session.connection()
+        for part in chunks(new_rows):
+            conn.execute(sa.insert(Item), list(part))
+        queued = conn.scalars(
+            sa.select(col(Item.id))
+            .where(col(Item.batch_id) == batch.id, col(Item.status) == ItemStatus.QUEUED)
+            .order_by(col(Item.id))
+        )
+        result = BatchCreated(batch_id=batch.id, to_enqueue=_stored_ids(queued), skipped=len(known))
         session.commit()
-    result.to_enqueue.sort()
     return result
+
+
+def _new_item_row(
+    batch: Batch, item: NewItem, exported_as: int | None, parts: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The ``items`` row recording ``item`` in ``batch``: ``skipped`` when the profile was exported before
+    through the connection (``exported_as``: its Greenhouse candidate id), else ``queued``."""
+    skipped = exported_as is not None
+    return {
+        "batch_id": batch.id,
+        "connection_id": batch.connection_id,
+        "profile_id": item.profile_id,
+        "profile": item.snapshot,
+        "status": ItemStatus.SKIPPED if skipped else ItemStatus.QUEUED,
+        "greenhouse_candidate_id": exported_as,
+        "error": "already exported through this connection" if skipped else None,
+        "error_cause": "already_exported" if skipped else None,
+        "attempts": 0,
+        "linked_existing": False,
+        "parts": parts,
+        "warnings": [],
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def mark_enqueued(engine: Engine, item_ids: Sequence[int], when: datetime | None = None) -> None:
