@@ -15,6 +15,7 @@ from shared.errors import ThrottledError
 from shared.harvest.client import HarvestClient
 from shared.harvest.limiter import RedisRateLimiter
 from shared.settings import LimiterSettings
+from tests import limiter_drive as drive
 
 BUDGET = 5
 WINDOW_S = 1.0
@@ -58,16 +59,6 @@ def prefix(redis_url: str) -> Iterator[str]:
     client.close()
 
 
-def max_in_any_window(stamps: list[float], window: float) -> int:
-    stamps = sorted(stamps)
-    best, j = 0, 0
-    for i, t in enumerate(stamps):
-        while stamps[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
 def test_threads_and_processes_share_one_budget(redis_url: str, prefix: str) -> None:
     until = time.time() + RUN_S
     results: list[list[float]] = []
@@ -95,7 +86,7 @@ def test_threads_and_processes_share_one_budget(redis_url: str, prefix: str) -> 
         assert p.exitcode == 0
     stamps = [s for r in results for s in r]
     assert len(stamps) >= BUDGET * 2  # progress was made across windows
-    assert max_in_any_window(stamps, WINDOW_S - SLACK_S) <= BUDGET
+    assert drive.max_in_any_window(stamps, WINDOW_S - SLACK_S) <= BUDGET
 
 
 def test_a_429_blocks_every_client_of_the_key(redis_url: str, prefix: str) -> None:
@@ -120,8 +111,6 @@ LEARN_RUN_S = 6 * SERVER_WINDOW_S
 
 def learn_and_send(url: str, prefix: str, harvest_url: str, token_url: str, until: float) -> list[tuple[float, int]]:
     """One worker process: 3 threads sending reads through a limiter left at the project's first guess."""
-    from tests import limiter_drive as drive
-
     client = redis.Redis.from_url(url)
     settings = LimiterSettings(max_inline_wait_s=2.0)  # the defaults' guess: 50 per 30 s
     trace = drive.Trace()
