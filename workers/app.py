@@ -6,6 +6,8 @@ embedded broker is resolved into this module's own settings copy when ``GHX_BROK
 ``embedded`` (``ghexport worker`` resolves it before starting Celery; plain ``celery -A workers.app``
 lands here). Resources (HTTP client, Redis, limiter, database engine) are built once per worker process
 after fork (``worker_process_init``) by :class:`~workers.runtime.WorkerRuntime` and closed at shutdown.
+The worker's main process runs the pacer (:class:`~workers.runtime.PacerRuntime`, from ``worker_ready``
+to ``worker_shutdown``), which releases items parked for their credential's budget.
 """
 
 from __future__ import annotations
