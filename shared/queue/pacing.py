@@ -42,10 +42,10 @@ def core_cost(profile: Mapping[str, object]) -> int:
     return min(len(emails), 3) + 1 if isinstance(emails, list) else 1
 
 
-def parts_cost(profile: Mapping[str, object], *, note: bool = True) -> int:
+def parts_cost(profile: Mapping[str, object]) -> int:
     """Requests to add a record's parts: one per education, employment and tag, and the note."""
     n = sum(len(v) for k in ("educations", "employments", "tags") if isinstance(v := profile.get(k), list))
-    return max(1, n + (1 if note else 0))
+    return n + 1
 
 
 def park(limiter: RedisRateLimiter, engine: Engine, item_ids: Sequence[int], *, chunk: int = repo.CHUNK) -> int:
