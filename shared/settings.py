@@ -22,6 +22,11 @@ class HarvestSettings(BaseModel):
     quick_retries: int = 2
     """In-process (tenacity) retries of safe calls (reads, token mints) on transient errors."""
     quick_retry_max_wait_s: float = 2.0
+    command_retries: int = 6
+    """Retries of a command's calls that create nothing (reads, connect-time probes, token mints) on 5xx,
+    timeouts, dropped connections and 429s: ``connect``, ``jobs``, ``pools``, ``status`` and the producer."""
+    command_retry_max_wait_s: float = 20.0
+    """Longest wait between two of those retries (exponential with jitter; a 429's ``Retry-After`` wins)."""
     user_agent: str = "greenhouse-export/0.1 (+https://github.com/greenhouse-export)"
 
 
@@ -39,6 +44,21 @@ class LimiterSettings(BaseModel):
     """A longer wait for one send releases the worker slot: the task is re-queued with a countdown instead."""
     pacer_interval_s: float = 0.1
     """How often each worker's pacer releases parked items whose credential has budget again."""
+    command_max_wait_s: float = 300.0
+    """How long a command (``connect``, ``jobs``, the producer...) waits for its credential's budget, saying
+    so, before it gives up (a worker never waits this long: it parks the item instead)."""
+
+
+class BreakerSettings(BaseModel):
+    """The per-credential circuit breaker for Greenhouse outages (``GHX_BREAKER__*``)."""
+
+    enabled: bool = True
+    failures: int = 5
+    """Consecutive transient failures (5xx, timeouts, dropped connections) of one credential that open its
+    circuit: its items wait (attempts not spent) and one probe request is let through now and then."""
+    open_s: float = 10.0
+    """First pause before a probe; doubled after each failed probe, up to ``max_open_s``."""
+    max_open_s: float = 60.0
 
 
 class ExportSettings(BaseModel):
@@ -51,15 +71,30 @@ class ExportSettings(BaseModel):
     max_attempts: int = 8
     retry_backoff_s: float = 5.0
     retry_backoff_max_s: float = 600.0
-    lease_s: float = 300.0
-    """How long a claimed item stays ``sending`` before another worker may take it over."""
+    lease_s: float = 60.0
+    """How long a claimed item stays ``sending`` without a heartbeat before another worker may take it
+    over. The worker process renews the lease of every item it works on every ``heartbeat_s``, so only a
+    dead (or frozen) worker loses its items."""
+    heartbeat_s: float = 15.0
+    recovery_interval_s: float = 20.0
+    """How often the cluster's recovery sweep runs (one worker at a time, through a lock in Redis): the
+    broker-loss check, expired leases, items never published, and messages overdue with no queue holding
+    them. A dead worker's items are back within ``lease_s + recovery_interval_s``."""
     reconcile_window_s: float = 4 * 3600.0
-    """How long an unknown create outcome is looked up before it is safe to create again (sync window)."""
+    """The longest an unknown create outcome is looked for before it is safe to create again (the worst
+    case of Greenhouse's sync window)."""
+    reconcile_floor_s: float = 60.0
+    """The shortest look for an unknown create outcome, however fast Greenhouse showed records lately."""
+    reconcile_factor: float = 3.0
+    """An unknown create is looked for over this many times the read-back delay Greenhouse needed lately
+    for this connection's creates (at least ``reconcile_floor_s``, at most ``reconcile_window_s``)."""
     reconcile_interval_s: float = 30.0
     in_progress_retry_s: float = 5.0
     """Wait before trying again while another item of the same profile is creating its record."""
-    requeue_after_s: float = 900.0
-    """An item still ``queued`` this long after it was published is re-enqueued by ``recover``."""
+    requeue_after_s: float = 120.0
+    """Grace before recovery publishes again an item whose message should have run by now: never published
+    (the producer stopped between its commit and its publish), or due this long ago while no broker queue
+    holds any message. An item waiting in a long batch's queue is never published twice."""
     publish_chunk: int = 500
 
 
@@ -83,6 +118,7 @@ class Settings(BaseSettings):
 
     harvest: HarvestSettings = Field(default_factory=HarvestSettings)
     limiter: LimiterSettings = Field(default_factory=LimiterSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
 
     def to_env(self) -> dict[str, str]:

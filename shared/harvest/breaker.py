@@ -1,0 +1,1 @@
+"""Per-credential circuit breaker (placeholder; built by issue 9)."""
