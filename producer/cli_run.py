@@ -53,6 +53,12 @@ def sandbox(
     window: Annotated[float, typer.Option(help="Rate-limit window, seconds.")] = 30.0,
     latency_ms: Annotated[float, typer.Option(help="Latency added to every request.")] = 0.0,
     fault_rate: Annotated[float, typer.Option(help="Probability of a fault on a write.")] = 0.0,
+    read_fault_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Probability of a transient fault (500, 503, drop, slow) on a read or /token."
+        ),
+    ] = 0.0,
     visibility_delay: Annotated[float, typer.Option(help="Seconds before a new candidate is readable.")] = 0.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON line once ready.")] = False,
 ) -> None:
@@ -64,6 +70,7 @@ def sandbox(
         window_s=window,
         latency_ms=latency_ms,
         fault_rate=fault_rate,
+        read_fault_rate=read_fault_rate,
         visibility_delay_s=visibility_delay,
     )
     stop = threading.Event()

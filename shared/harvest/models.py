@@ -8,10 +8,10 @@ Strict requests (``extra="forbid"``: a typo fails in our tests, not at Greenhous
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Request(BaseModel):
@@ -222,8 +222,27 @@ class CreateNote(_Request):
 # --- responses --------------------------------------------------------------------------------------
 
 
+def parse_timestamp(value: str | None) -> datetime | None:
+    """A Harvest timestamp as an aware UTC datetime; ``None`` when absent or unparseable.
+
+    ISO 8601, typically milliseconds and ``Z`` [3P AIRBYTE]; with or without fractions, ``Z`` or an
+    offset [P V1DOC]; a timestamp without a zone is taken as UTC.
+    """
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 class Candidate(_Response):
-    """v3 candidate [3P AIRBYTE, SVMCP]; child objects (applications, educations...) are not embedded."""
+    """v3 candidate [3P AIRBYTE, SVMCP]; child objects (applications, educations...) are not embedded.
+
+    Every member but ``id`` may be missing (a ``fields`` list, an async-processing body); a contact list
+    sent as ``null`` reads as empty.
+    """
 
     id: int
     first_name: str | None = None
@@ -240,6 +259,24 @@ class Candidate(_Response):
     custom_fields: dict[str, object] | list[object] | None = None
     created_at: str | None = None
     updated_at: str | None = None
+
+    @field_validator(
+        "tags",
+        "email_addresses",
+        "phone_numbers",
+        "website_addresses",
+        "social_media_addresses",
+        "addresses",
+        mode="before",
+    )
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
+
+    @property
+    def created(self) -> datetime | None:
+        """``created_at`` as an aware UTC datetime (``None`` when missing or unparseable)."""
+        return parse_timestamp(self.created_at)
 
 
 class Application(_Response):

@@ -2,7 +2,11 @@
 
 ``GET /_sandbox/state``, ``GET /_sandbox/stats``, ``POST /_sandbox/faults`` ``{kind, method, path, count}``,
 ``POST /_sandbox/credentials`` ``{client_id, client_secret, scopes, rate_limit?, window_s?}`` (the credential's
-own rate limit and window; absent or ``null``: the sandbox's), ``POST /_sandbox/expire_tokens``.
+own rate limit and window; absent or ``null``: the sandbox's), ``POST /_sandbox/expire_tokens``,
+``POST /_sandbox/outage`` ``{seconds, status?}``: for ``seconds`` (sandbox clock) every /v3 request and
+``POST /token`` answers ``status`` (a 5xx, default 503) with Harvest's error body, before auth, rate limit or
+any action; ``seconds: 0`` ends it (see :meth:`~shared.harvest.sandbox.app.Sandbox.outage`).
+Bad input is a 400 ``{"message": ...}``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class AdminTarget(Protocol):
     def stats(self) -> StatsSnapshot: ...
 
     def expire_tokens(self) -> None: ...
+
+    def outage(self, seconds: float, status: int = ...) -> None: ...
 
     def inject_fault(self, kind: str, *, method: str = ..., path: str = ..., count: int = ...) -> None: ...
 
@@ -139,6 +145,10 @@ def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
                 count=int(body.get("count", 1)),
             )
             return reply(201, {"ok": True})
+        if route == ("POST", "/_sandbox/outage"):
+            body = _json(request)
+            sandbox.outage(body["seconds"], body.get("status", 503))  # it checks both (ValueError: 400)
+            return reply(200, {"ok": True})
         if route == ("POST", "/_sandbox/credentials"):
             _add_credential(sandbox, _json(request))
             return reply(201, {"ok": True})

@@ -1,7 +1,9 @@
 """The sandbox core: :class:`Sandbox` turns one ``httpx.Request`` into one ``httpx.Response``.
 
-Order of checks on ``/v3/...`` (as Greenhouse): bearer token (401), rate limit (429), fault
-injection, route (404), scope (403), site-admin rule for list routes (403), validation (422), action.
+Order of checks on ``/v3/...`` (as Greenhouse): outage (:meth:`Sandbox.outage`: its status, before
+anything else), bearer token (401), rate limit (429), fault injection, route (404), scope (403),
+site-admin rule for list routes (403), validation (422), action. ``POST /token`` has the outage and
+fault checks too.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 
 import httpx
 
@@ -22,10 +25,17 @@ from shared.harvest.sandbox import (
     routes_tags,
 )
 from shared.harvest.sandbox.auth import admit, authenticate, mint_token
-from shared.harvest.sandbox.faults import DEFAULT_SLOW_S, DropConnectionError, add_fault, take_fault
+from shared.harvest.sandbox.faults import (
+    AFTER_KINDS,
+    BEFORE_KINDS,
+    DropConnectionError,
+    add_fault,
+    check_config,
+    take_fault,
+)
 from shared.harvest.sandbox.routing import Ctx, Route, reply
 from shared.harvest.sandbox.seed import seed
-from shared.harvest.sandbox.state import Credential, SandboxConfig, State, Token
+from shared.harvest.sandbox.state import Credential, Outage, SandboxConfig, State, Token
 from shared.harvest.sandbox.stats import Stats, StatsSnapshot
 from shared.harvest.sandbox.validate import ApiError
 
@@ -37,6 +47,13 @@ ROUTES: list[Route] = [
     *routes_lookups.ROUTES,
 ]
 SERVER_ERROR = {"message": "Internal server error"}
+UNAVAILABLE = 503
+"""The status of an ``unavailable`` fault and the default status of an outage."""
+
+
+def error_body(status: int) -> dict[str, str]:
+    """Harvest's error body for a server-side failure: ``{"message": ...}``."""
+    return SERVER_ERROR if status == 500 else {"message": HTTPStatus(status).phrase}
 
 
 def find_route(method: str, path: str) -> tuple[Route, dict[str, int]] | None:
@@ -73,6 +90,7 @@ class Sandbox:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config or SandboxConfig()
+        check_config(self.config)
         self.state = State(clock=clock or time.time, rng=random.Random(self.config.seed))
         self.stats_recorder = Stats()
         self._sleep = sleep or time.sleep
@@ -126,6 +144,20 @@ class Sandbox:
         with self.state.lock:
             add_fault(self.state, kind, method, path, count)
 
+    def outage(self, seconds: float, status: int = UNAVAILABLE) -> None:
+        """For the next ``seconds`` (sandbox clock), every /v3 request and ``POST /token`` answers ``status``.
+
+        The answer comes before auth, rate limit, faults or any action (nothing is written, no budget is
+        used); each is counted in the stats under its route and in ``outage``. ``seconds=0`` ends an
+        outage; a new call replaces the current one. ``status`` must be a 5xx.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf:
+            raise ValueError("seconds must be a finite number, 0 or more")
+        if isinstance(status, bool) or not isinstance(status, int) or not 500 <= status <= 599:
+            raise ValueError("status must be an integer from 500 to 599")
+        with self.state.lock:
+            self.state.outage = Outage(self.state.now() + seconds, status) if seconds > 0 else None
+
     def state_snapshot(self) -> admin.StateSnapshot:
         """JSON-serialisable view of candidates with their children, plus tags and orphan notes."""
         with self.state.lock:
@@ -165,6 +197,11 @@ class Sandbox:
         method, path = request.method.upper(), request.url.path
         headers: dict[str, str] = {}
         with state.lock:
+            outage_status = state.outage_status()
+            if outage_status is not None:
+                stats.record(key, outage_status)
+                stats.outage += 1
+                return reply(outage_status, error_body(outage_status))
             token: Token | None = None
             if path != "/token":
                 try:
@@ -184,26 +221,28 @@ class Sandbox:
             if fault:
                 stats.faults[fault] += 1
         if fault == "slow":
-            self._sleep(self.config.latency_ms / 1000 if self.config.latency_ms > 0 else DEFAULT_SLOW_S)
-        if fault in ("error_before", "drop_before"):
+            self._sleep(self.config.slow_s)
+        if fault in BEFORE_KINDS:
             return self._fail(fault, key, headers)
         with state.lock:
             if token is None:
                 response = mint_token(state, self.config, request)
             else:
                 response = self._dispatch(request, route, ids or {}, token)
-            if fault in ("error_after", "drop_after"):
+            if fault in AFTER_KINDS:
                 return self._fail(fault, key, headers)
             stats.record(key, response.status_code, _reason(response))
         response.headers.update(headers)
         return response
 
     def _fail(self, fault: str, key: str, headers: dict[str, str]) -> httpx.Response:
+        dropped = fault.startswith("drop")
+        status = UNAVAILABLE if fault == "unavailable" else 500
         with self.state.lock:
-            self.stats_recorder.record(key, "dropped" if fault.startswith("drop") else 500)
-        if fault.startswith("drop"):
+            self.stats_recorder.record(key, "dropped" if dropped else status)
+        if dropped:
             raise DropConnectionError(fault)
-        return httpx.Response(500, headers=headers, json=SERVER_ERROR)
+        return httpx.Response(status, headers=headers, json=error_body(status))
 
     def _dispatch(
         self, request: httpx.Request, route: Route | None, ids: dict[str, int], token: Token

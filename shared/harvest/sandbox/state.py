@@ -24,20 +24,30 @@ Record = dict[str, Any]
 FIRST_RUNTIME_ID = 100_000_001
 """First id given to a record created at run time; the seeded tenant's ids all lie below it."""
 
+DEFAULT_SLOW_S = 2.0
+"""How long a ``slow`` fault sleeps unless :attr:`SandboxConfig.slow_s` says otherwise."""
+
 
 @dataclass
 class SandboxConfig:
     """Behaviour knobs of one sandbox instance.
 
-    ``fault_rate`` is the probability that a write (not ``/token``, not a read) gets a random fault;
+    ``fault_rate`` is the probability that a /v3 write (not ``/token``, not a read) gets a random fault,
+    drawn from ``fault_kinds`` (``None``: :data:`~shared.harvest.sandbox.faults.RANDOM_KINDS`);
+    ``read_fault_rate`` the probability that a /v3 GET or ``POST /token`` gets a random transient fault
+    (:data:`~shared.harvest.sandbox.faults.READ_RANDOM_KINDS`); a ``slow`` fault sleeps ``slow_s``;
     ``visibility_delay_s`` hides new candidates from reads for that long (Greenhouse creates
-    asynchronously); ``latency_ms`` is added to every API request.
+    asynchronously); ``latency_ms`` is added to every API request. :class:`~shared.harvest.sandbox.app.Sandbox`
+    checks the fault settings (:func:`~shared.harvest.sandbox.faults.check_config`).
     """
 
     rate_limit: int = 50
     window_s: float = 30.0
     latency_ms: float = 0.0
     fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] | None = None
+    read_fault_rate: float = 0.0
+    slow_s: float = DEFAULT_SLOW_S
     visibility_delay_s: float = 0.0
     token_ttl_s: float = 3600.0
     seed: int = 0
@@ -85,6 +95,14 @@ class Fault:
 
 
 @dataclass
+class Outage:
+    """Every /v3 request and ``POST /token`` answers ``status`` until ``until_ts`` (sandbox clock)."""
+
+    until_ts: float
+    status: int
+
+
+@dataclass
 class CursorEntry:
     """Server-side meaning of one opaque cursor handed out in a ``Link`` header."""
 
@@ -128,6 +146,7 @@ class State:
     notes: dict[int, Record] = field(default_factory=dict)
     cursors: dict[str, CursorEntry] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    outage: Outage | None = None
     windows: dict[str, deque[float]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(FIRST_RUNTIME_ID))
 
@@ -148,6 +167,15 @@ class State:
             config.rate_limit if own_limit is None else own_limit,
             config.window_s if own_window is None else own_window,
         )
+
+    def outage_status(self) -> int | None:
+        """The status every API request answers now, while an outage lasts; ``None`` otherwise."""
+        if self.outage is None:
+            return None
+        if self.now() >= self.outage.until_ts:
+            self.outage = None
+            return None
+        return self.outage.status
 
     def visible(self, candidate_id: int, delay_s: float) -> bool:
         """Whether reads may see the candidate yet (asynchronous creation)."""

@@ -47,6 +47,9 @@ class StatsSnapshot(TypedDict):
     """Route key -> status (``"dropped"`` for a dropped connection) -> count."""
     rate_limited: int
     faults: dict[str, int]
+    """Fault kind -> how many requests it hit (scripted and random, writes and reads)."""
+    outage: int
+    """Requests answered by an outage (:meth:`Sandbox.outage`); each is also counted under its route."""
     invalid: list[InvalidRequest]
     max_in_window: dict[str, int]
     credentials: dict[str, CredentialStats]
@@ -64,13 +67,15 @@ class _Traffic:
 
 
 class Stats:
-    """Requests by route and status, 429s, faults, invalid requests; per credential its admissions and peak."""
+    """Requests by route and status, 429s, faults, outage answers, invalid requests; per credential its
+    admissions and peak."""
 
     def __init__(self) -> None:
         self.total_requests = 0
         self.by_route: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.rate_limited = 0
         self.faults: Counter[str] = Counter()
+        self.outage = 0
         self.invalid: deque[InvalidRequest] = deque(maxlen=MAX_INVALID)
         self.max_in_window: dict[str, int] = {}
         self.traffic: defaultdict[str, _Traffic] = defaultdict(_Traffic)
@@ -121,6 +126,7 @@ class Stats:
             "requests": {route: dict(counts) for route, counts in self.by_route.items()},
             "rate_limited": self.rate_limited,
             "faults": dict(self.faults),
+            "outage": self.outage,
             "invalid": list(self.invalid),
             "max_in_window": dict(self.max_in_window),
             "credentials": {cid: self.credential(cid, limits[cid]) for cid in sorted(limits)},
