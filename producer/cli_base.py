@@ -41,11 +41,18 @@ class CliError(UserError):
 _resources: Resources | None = None
 
 
+def say_wait(seconds: float, reason: str) -> None:
+    """Tell the operator why a command pauses (``reason`` names the wait): one line on stderr, so stdout
+    stays the command's output (one JSON document with ``--json``)."""
+    err_console.print(f"ghexport: {reason}", markup=False, highlight=False, soft_wrap=True, style="dim")
+
+
 def resources() -> Resources:
-    """The process's resources, built from the environment on first use."""
+    """The process's resources, built from the environment on first use: a command's, so Harvest calls
+    wait out transient faults and a busy rate limit, saying so on stderr (:func:`say_wait`)."""
     global _resources
     if _resources is None:
-        _resources = Resources(Settings())
+        _resources = Resources(Settings(), patient=True, on_wait=say_wait)
     return _resources
 
 

@@ -87,9 +87,7 @@ def connect_cmd(
         enable_pools=enable_pools,
         duplicate_policy=on_duplicate,
         verify=verify,
-        http_client=res.http,
-        limiter=res.limiter,
-        token_cache=res.token_cache,
+        **res.harvest_options(),
     )
     if as_json:
         print_json(

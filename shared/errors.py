@@ -17,9 +17,10 @@
         ├── RetryableError                try again later; the same request may succeed
         │   ├── RateLimitedError          429; retry_after_s from Retry-After / X-RateLimit-Reset
         │   │   └── ThrottledError        our shared limiter refused before sending
+        │   ├── CircuitOpenError          the credential's circuit breaker is open: nothing was sent
         │   ├── ServerError               5xx
-        │   ├── HarvestTimeoutError       no answer in time
-        │   └── HarvestConnectionError    connection refused, reset or dropped
+        │   ├── HarvestTimeoutError       no answer in time (``sent`` False: could not even connect)
+        │   └── HarvestConnectionError    connection refused (``sent`` False), reset or dropped
         └── PermanentError                the same request will fail again; fix input or configuration
             ├── AuthenticationError       401 after one re-mint, or the token endpoint refused the credential
             ├── PermissionDeniedError     403; missing_scope when the body names it
@@ -31,7 +32,12 @@ Messages are meant for the operator or the platform: they name the record and fi
 include a secret. Harvest errors carry a short machine-readable :attr:`HarvestError.cause`, recorded on
 failed items. For a write, a :class:`RetryableError` other than :class:`RateLimitedError` means the outcome
 is *unknown*: the request may have been applied. :attr:`HarvestError.outcome_unknown` says so; callers
-reconcile (look the record up) instead of re-sending a create.
+reconcile (look the record up) instead of re-sending a create. A request that provably never left
+(:class:`CircuitOpenError`; a timeout or connection error with ``sent`` False: the TCP connection was refused
+or never established) has a known outcome: nothing happened.
+
+A patient command (:mod:`shared.harvest.transport`) that gave up after retrying sets
+:attr:`HarvestError.tries` on the last error, and its message starts with "gave up after N tries".
 
 This module is the bottom layer of ``shared``: it imports nothing of ours.
 """
@@ -157,6 +163,8 @@ class HarvestError(ExporterError):
         self.method = method
         self.path = path
         self.request_id = request_id
+        self.tries: int | None = None
+        """Set when a patient command retried this call and gave up: how many times it was sent."""
 
     @property
     def outcome_unknown(self) -> bool:
@@ -172,7 +180,8 @@ class HarvestError(ExporterError):
         where = f"{self.method} {self.path}" if self.method and self.path else ""
         status = f"HTTP {self.status}" if self.status is not None else ""
         prefix = " ".join(p for p in (status, where) if p)
-        return f"{prefix}: {self.message}" if prefix else self.message
+        text = f"{prefix}: {self.message}" if prefix else self.message
+        return f"gave up after {self.tries} tries: {text}" if self.tries is not None else text
 
 
 class RetryableError(HarvestError):
@@ -207,6 +216,27 @@ class ThrottledError(RateLimitedError):
         return "throttled"
 
 
+class CircuitOpenError(RetryableError):
+    """The credential's circuit breaker is open (Greenhouse kept failing): the request was NOT sent.
+
+    ``retry_after_s`` is how long until the next request may go (the pause left, or about a second while
+    another process's probe request finds out whether Greenhouse answers again).
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float, failures: int = 0, **where: Unpack[Where]) -> None:
+        super().__init__(message, **where)
+        self.retry_after_s = retry_after_s
+        self.failures = failures
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return False  # nothing was sent
+
+    @property
+    def cause(self) -> str:
+        return "greenhouse_unavailable"
+
+
 class ServerError(RetryableError):
     """HTTP 5xx."""
 
@@ -215,16 +245,29 @@ class ServerError(RetryableError):
         return "server_error"
 
 
-class HarvestTimeoutError(RetryableError):
-    """No response within the timeout."""
+class _NoAnswerError(RetryableError):
+    """No complete answer. ``sent`` is False when the request provably never left (the TCP connection was
+    refused or could not be established in time): then the outcome is known, nothing happened."""
+
+    def __init__(self, message: str, *, sent: bool = True, **where: Unpack[Where]) -> None:
+        super().__init__(message, **where)
+        self.sent = sent
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.sent and super().outcome_unknown
+
+
+class HarvestTimeoutError(_NoAnswerError):
+    """No response within the timeout (``sent`` False: the connection itself timed out)."""
 
     @property
     def cause(self) -> str:
         return "timeout"
 
 
-class HarvestConnectionError(RetryableError):
-    """The connection failed or was dropped before a complete response."""
+class HarvestConnectionError(_NoAnswerError):
+    """The connection failed or was dropped before a complete response (``sent`` False: refused)."""
 
     @property
     def cause(self) -> str:
@@ -289,9 +332,10 @@ class UnexpectedResponseError(PermanentError):
         return "unexpected_response"
 
 
-class OutcomeUnknownError(PermanentError):
-    """A create may have landed and there is no way to look the person up (no email): a human must check."""
+class AmbiguousMatchError(PermanentError):
+    """A create whose answer was lost may have landed, and several records created then match the profile
+    equally well: a human must check them (the message names every candidate id)."""
 
     @property
     def cause(self) -> str:
-        return "outcome_unknown"
+        return "ambiguous_match"

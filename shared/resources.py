@@ -6,6 +6,11 @@ at import and never per task. Tests and embedders pass their own pieces through 
 seams (an HTTP transport or client, a Redis client, a Celery app, an engine); what was passed in is used
 as is and left open by :meth:`Resources.close`, what was built here is closed by it.
 
+A process is a *command* (the CLI, the producer, the platform's backend: ``patient=True``, the default) or
+a *worker* (``patient=False``): every Harvest client built here gets that retry policy
+(:mod:`shared.harvest.transport`), the shared limiter and the shared circuit breaker, and a command's
+clients tell ``on_wait(seconds, reason)`` before each long wait.
+
 This is the top layer of ``shared``: it may import every domain package below it (harvest, store,
 profiles, connections, queue), and none of them imports it.
 """
@@ -13,6 +18,7 @@ profiles, connections, queue), and none of them imports it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -23,15 +29,20 @@ if TYPE_CHECKING:
     import httpx
     import redis
     from celery import Celery
+    from redis import Redis
     from sqlalchemy.engine import Engine
 
     from shared.connections.lookups import Lookups
     from shared.harvest.auth import TokenCache
+    from shared.harvest.breaker import CircuitBreaker
     from shared.harvest.client import HarvestClient
     from shared.harvest.limiter import RateGate
+    from shared.harvest.transport import TransportOptions
     from shared.store.records import ConnectionRecord
 
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
+PROBE_MARGIN_S = 5.0
+"""A circuit's probe is waited for this long beyond the HTTP timeouts before another caller may probe."""
 
 
 class Resources:
@@ -46,8 +57,14 @@ class Resources:
         http_client: httpx.Client | None = None,
         http_transport: httpx.BaseTransport | None = None,
         celery_app: Celery | None = None,
+        patient: bool = True,
+        on_wait: Callable[[float, str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.patient = patient
+        """Commands retry and wait patiently; workers (``patient=False``) hand waits back to the queue."""
+        self.on_wait = on_wait
+        """Told ``(seconds, reason)`` before a command's Harvest call waits longer than about a second."""
         self._lock = threading.RLock()
         self._http_transport = http_transport
         self._given: set[str] = set()
@@ -100,6 +117,21 @@ class Resources:
         return redis_lib.Redis.from_url(url)
 
     @cached_property
+    def broker_redis(self) -> Redis | None:
+        """A client on the broker when the broker is Redis (it holds recovery's epoch marker), else None;
+        :attr:`redis` itself when the broker is that Redis."""
+        import redis as redis_lib
+
+        url = self.broker_url
+        if not url.startswith(REDIS_SCHEMES):
+            return None
+        if url == self.redis_url:
+            return self.redis
+        if url.startswith("redis+socket://"):
+            return redis_lib.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
+        return redis_lib.Redis.from_url(url)
+
+    @cached_property
     def celery(self) -> Celery:
         """The sending-side Celery app on :attr:`broker_url` (sends by task name; imports no task code)."""
         from shared.queue.celery_app import make_celery
@@ -133,15 +165,37 @@ class Resources:
 
         return make_rate_gate(self.redis if self.settings.limiter.enabled else None, self.settings.limiter)
 
+    @cached_property
+    def breaker(self) -> CircuitBreaker:
+        """The per-credential circuit breaker shared by every process through Redis (``GHX_BREAKER__*``)."""
+        from shared.harvest.breaker import make_breaker
+
+        h = self.settings.harvest
+        return make_breaker(
+            self.redis if self.settings.breaker.enabled else None,
+            self.settings.breaker,
+            probe_ttl_s=h.timeout_s + h.connect_timeout_s + PROBE_MARGIN_S,
+        )
+
     # --- factories --------------------------------------------------------------------------------------
+
+    def harvest_options(self) -> TransportOptions:
+        """What every Harvest client of this process shares: the pooled HTTP client, the token cache, the
+        limiter, the breaker and the retry policy (``HarvestClient(settings, credential, **options)``)."""
+        return {
+            "http_client": self.http,
+            "token_cache": self.token_cache,
+            "limiter": self.limiter,
+            "breaker": self.breaker,
+            "patient": self.patient,
+            "on_wait": self.on_wait,
+        }
 
     def harvest_for(self, conn: ConnectionRecord) -> HarvestClient:
         """A Harvest client on ``conn``'s credential, without ``sub`` (reads); ``.with_sub(id)`` writes."""
         from shared.connections.service import reader_for
 
-        return reader_for(
-            conn, self.settings, http_client=self.http, token_cache=self.token_cache, limiter=self.limiter
-        )
+        return reader_for(conn, self.settings, **self.harvest_options())
 
     def lookups_for(self, conn: ConnectionRecord, reader: HarvestClient | None = None) -> Lookups:
         """Cached lookups (jobs, pools, options, tags) of ``conn``, shared through Redis."""
@@ -156,22 +210,17 @@ class Resources:
 
         return enqueue(self.celery, self.engine, self.limiter, item_ids, chunk=self.settings.export.publish_chunk)
 
-    def lost_items(self, older_than_s: float) -> list[int]:
-        """Items the broker lost: ``queued`` long after publishing (and not waiting in a credential's
-        queue), or ``sending`` with an expired lease."""
-        from shared.queue.pacing import not_parked
-        from shared.store import repo
-
-        return not_parked(self.limiter, repo.lost_items(self.engine, older_than_s))
-
     # --- lifecycle --------------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Release what was built here (pools, connections, the Celery app); safe to call more than once.
 
         Collaborators passed to the constructor belong to the caller and are left open."""
-        for name in ("limiter", "token_cache"):
+        for name in ("limiter", "breaker", "token_cache"):
             self.__dict__.pop(name, None)
+        broker = self.__dict__.pop("broker_redis", None)
+        if broker is not None and broker is not self.__dict__.get("redis"):
+            broker.close()
         for name, closer in (("http", "close"), ("redis", "close"), ("celery", "close"), ("engine", "dispose")):
             obj = self.__dict__.pop(name, None)
             if obj is not None and name not in self._given:

@@ -14,9 +14,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, Unpack, cast
 
-import httpx
 import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import CursorResult, Engine
@@ -27,10 +26,10 @@ from shared.connections.crypto import decrypt_secret, encrypt_secret
 from shared.connections.lookups import Lookups
 from shared.connections.targets import check_job_open, check_target
 from shared.errors import ConnectionNotFoundError, UserError
-from shared.harvest.auth import Credential, TokenCache
+from shared.harvest.auth import Credential
 from shared.harvest.client import HarvestClient
-from shared.harvest.limiter import RateGate
 from shared.harvest.models import Source, User
+from shared.harvest.transport import TransportOptions
 from shared.settings import Settings
 from shared.store.models import ACTIVE_STATUSES, Connection, DuplicatePolicy, Item, ItemStatus, utcnow
 from shared.store.records import ConnectionRecord
@@ -82,13 +81,11 @@ def connect(
     enable_pools: bool = False,
     duplicate_policy: DuplicatePolicy | str = DuplicatePolicy.LINK,
     verify: Literal["prospect"] | int | None = None,
-    http_client: httpx.Client | None = None,
     readback_wait_s: float = DEFAULT_READBACK_WAIT_S,
     readback_poll_s: float = checks.READBACK_POLL_S,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    limiter: RateGate | None = None,
-    token_cache: TokenCache | None = None,
+    **client_kw: Unpack[TransportOptions],
 ) -> ConnectResult:
     """Check a Greenhouse credential and store it as connection ``name`` (insert, or update + revive).
 
@@ -97,8 +94,11 @@ def connect(
     ``source_name`` (default ``settings.export.source_name``) has the Prospecting strategy; on request
     (``verify``), one test candidate is exported as that user and read back. Any failure raises a
     :class:`UserError` (or a :class:`HarvestError` for transport trouble) and stores nothing.
-    ``http_client``, ``limiter`` and ``token_cache`` go to the Harvest client (the checks make about 30
-    calls, so pass the shared limiter); ``sleep``/``clock`` pace the read-back of the test candidate.
+    ``client_kw`` (``http_client``, ``token_cache``, ``limiter``, ``breaker``, ``patient``, ``on_wait``:
+    :meth:`shared.resources.Resources.harvest_options`) go to the Harvest client; the checks make about 30
+    calls, so pass the shared limiter, and ``patient=True`` from a command so that a transient fault or a
+    busy limit is waited out (said through ``on_wait``) rather than failing the connect.
+    ``sleep``/``clock`` pace the read-back of the test candidate.
     """
     name, client_id, user_email = name.strip(), client_id.strip(), user_email.strip()
     if not name or not client_id or not user_email or not client_secret.get_secret_value():
@@ -108,13 +108,7 @@ def connect(
         raise UserError("--verify-job cannot be used with --prospects-only; use --verify-prospect")
     encrypted = encrypt_secret(client_secret, settings.secret_key)  # fails before any network call
     source_name = (source_name or settings.export.source_name).strip()
-    reader = HarvestClient(
-        settings,
-        Credential(client_id=client_id, client_secret=client_secret),
-        http_client=http_client,
-        limiter=limiter,
-        token_cache=token_cache,
-    )
+    reader = HarvestClient(settings, Credential(client_id=client_id, client_secret=client_secret), **client_kw)
     log.info("connect %s: checking credential %s", name, client_id)
     try:
         checks.check_credential(reader)
@@ -248,9 +242,10 @@ def credential_for(conn: ConnectionRecord, settings: Settings) -> Credential:
     return Credential(client_id=conn.client_id, client_secret=secret)
 
 
-def reader_for(conn: ConnectionRecord, settings: Settings, **client_kw: Any) -> HarvestClient:
+def reader_for(conn: ConnectionRecord, settings: Settings, **client_kw: Unpack[TransportOptions]) -> HarvestClient:
     """A :class:`HarvestClient` for ``conn`` without ``sub`` (lists need the service account); use
-    ``.with_sub(conn.user_id)`` for writes. ``client_kw`` goes to the client (``http_client``...)."""
+    ``.with_sub(conn.user_id)`` for writes. ``client_kw`` goes to the client (``http_client``, ``limiter``,
+    ``breaker``, ``patient``...: :meth:`shared.resources.Resources.harvest_options`)."""
     return HarvestClient(settings, credential_for(conn, settings), **client_kw)
 
 

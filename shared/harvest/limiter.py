@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack
 
 from shared.errors import ThrottledError
 from shared.harvest import limiter_scripts as lua
-from shared.harvest.ratelimit import RateLimitInfo
+from shared.harvest.ratelimit import REPORT_WAIT_S, OnWait, RateLimitInfo
 from shared.settings import LimiterSettings
 
 if TYPE_CHECKING:
@@ -118,8 +118,10 @@ class RateGate(Protocol):
     paces: bool
     """True when :meth:`park` queues items for a pacer; False when nothing would ever release them."""
 
-    def acquire(self, key: str) -> Ticket:
-        """Take one send from ``key``'s budget, sleeping at most ``max_inline_wait_s`` in total.
+    def acquire(self, key: str, *, max_wait_s: float | None = None, on_wait: OnWait | None = None) -> Ticket:
+        """Take one send from ``key``'s budget, sleeping at most ``max_wait_s`` in total (default
+        ``max_inline_wait_s``; a patient command passes ``command_max_wait_s``), and telling ``on_wait``
+        before each sleep longer than :data:`~shared.harvest.ratelimit.REPORT_WAIT_S`.
 
         Raises :class:`ThrottledError` (``retry_after_s`` set) when the wait would be longer.
         """
@@ -148,7 +150,7 @@ class NullRateLimiter:
     paces = False
     """Nothing is parked: an item the server throttles is retried with a countdown instead."""
 
-    def acquire(self, key: str) -> Ticket:
+    def acquire(self, key: str, *, max_wait_s: float | None = None, on_wait: OnWait | None = None) -> Ticket:
         """Never waits."""
         return NO_TICKET
 
@@ -232,18 +234,25 @@ class RedisRateLimiter:
             return wait_ms / 1000.0, NO_TICKET
         return 0.0, Ticket(member, now_ms)
 
-    def acquire(self, key: str) -> Ticket:
-        """Take one send, sleeping up to ``max_inline_wait_s`` in all; else raise :class:`ThrottledError`."""
+    def acquire(self, key: str, *, max_wait_s: float | None = None, on_wait: OnWait | None = None) -> Ticket:
+        """Take one send, sleeping up to ``max_wait_s`` (default ``max_inline_wait_s``) in all, and telling
+        ``on_wait`` before each sleep longer than a second; else raise :class:`ThrottledError`."""
+        longest = self.settings.max_inline_wait_s if max_wait_s is None else max_wait_s
         reserved = self._take_credit(key)
         waited = 0.0
         while True:
             wait_s, ticket = self.try_acquire(key, reserved=reserved)
             if wait_s <= 0:
                 return ticket
-            if waited + wait_s > self.settings.max_inline_wait_s:
+            if waited + wait_s > longest:
                 if reserved:
                     self._give_back_credit(key)
-                raise ThrottledError(f"rate limit budget spent; next send in {wait_s:.1f} s", retry_after_s=wait_s)
+                after = f" after waiting {waited:.0f} s" if waited >= 1 else ""
+                raise ThrottledError(
+                    f"rate limit budget spent{after}; next send in {wait_s:.1f} s", retry_after_s=wait_s
+                )
+            if on_wait is not None and wait_s > REPORT_WAIT_S:
+                on_wait(wait_s, f"waiting {wait_s:.0f} s for the credential's rate-limit budget")
             self._sleep(wait_s)
             waited += wait_s
 

@@ -1,4 +1,4 @@
-"""Pure decisions about Harvest responses: rate-limit headers, retry waits, status -> error, quick retries.
+"""Pure decisions about Harvest responses: rate-limit headers, retry waits, status -> error, retries.
 
 No I/O, no clock: ``now`` (epoch seconds) is passed in, so every function is a table test.
 Header names [3P AIRBYTE, OGMCP; P for v1]: ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``,
@@ -12,13 +12,14 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
 
 from shared.errors import (
     AuthenticationError,
+    CircuitOpenError,
     FieldError,
     HarvestConnectionError,
     HarvestError,
@@ -29,6 +30,7 @@ from shared.errors import (
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
+    ThrottledError,
     UnexpectedResponseError,
     Where,
 )
@@ -51,6 +53,15 @@ QUICK_RETRY_ERRORS: tuple[type[HarvestError], ...] = (
     HarvestTimeoutError,
     HarvestConnectionError,
 )
+
+PATIENT_FIRST_WAIT_S = 1.0
+"""A patient command's first wait after a transient failure; doubled after each, up to its maximum."""
+REPORT_WAIT_S = 1.0
+"""Waits longer than this are announced through ``on_wait`` before they start."""
+
+OnWait = Callable[[float, str], None]
+"""``on_wait(seconds, reason)``: a patient call is about to wait ``seconds``; ``reason`` is one sentence for
+an operator that says why and for how long ("waiting 13 s for the credential's rate-limit budget")."""
 
 _SCOPE_RE = re.compile(r"harvest:[a-z_]+:[a-z_]+")
 
@@ -199,3 +210,54 @@ def should_retry_quickly(exc: BaseException, method: str) -> bool:
     if method.upper() not in SAFE_METHODS:
         return False
     return isinstance(exc, QUICK_RETRY_ERRORS) and not isinstance(exc, RateLimitedError)
+
+
+def should_retry_patiently(exc: BaseException, *, safe: bool) -> bool:
+    """A patient command's retry decision. An open circuit (nothing sent) and a failed token mint (Harvest
+    not called) are waited out for every call; a call that creates nothing (``safe``) is also retried on a
+    5xx/408, a timeout, a dropped connection and a 429. Never our own limiter's throttle (it waited its
+    longest already) and never a write that reached Greenhouse."""
+    if isinstance(exc, CircuitOpenError):
+        return True
+    if not isinstance(exc, HarvestError) or isinstance(exc, ThrottledError):
+        return False
+    if not isinstance(exc, (*QUICK_RETRY_ERRORS, RateLimitedError)):
+        return False
+    return safe or exc.method is None
+
+
+def patient_backoff_s(failures: int, max_wait_s: float, jitter: float) -> float:
+    """The wait after a patient call's ``failures``-th transient failure: :data:`PATIENT_FIRST_WAIT_S`
+    doubled each time, up to ``max_wait_s``, plus up to a quarter more (``jitter`` in [0, 1))."""
+    base = min(max_wait_s, PATIENT_FIRST_WAIT_S * 2.0 ** max(0, failures - 1))
+    return min(max_wait_s, base * (1 + jitter / 4))
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for what counts against a credential's circuit: a 5xx, a timeout, a failed connection."""
+    if isinstance(exc, HarvestTimeoutError | HarvestConnectionError):
+        return True
+    return isinstance(exc, ServerError) and (exc.status is None or exc.status >= 500)
+
+
+def _seconds(wait_s: float) -> str:
+    return f"{wait_s:.0f} s" if wait_s >= 9.5 else f"{wait_s:.1f}".removesuffix(".0") + " s"
+
+
+def describe_retry(exc: BaseException, wait_s: float, failures: int, retries: int) -> str:
+    """The sentence a patient command shows before waiting ``wait_s`` to try again after ``exc``
+    (``failures`` of at most ``retries`` so far). Names the method and path, never the query."""
+    if isinstance(exc, CircuitOpenError):
+        return f"{exc.message}; waiting {_seconds(wait_s)}"
+    if not isinstance(exc, HarvestError):
+        return f"{type(exc).__name__}; retrying in {_seconds(wait_s)}"
+    what = f"{exc.method} {exc.path}" if exc.method and exc.path else "the token request"
+    count = f"({failures} of {retries})"
+    if isinstance(exc, RateLimitedError):
+        return f"Greenhouse's rate limit refused {what} (HTTP 429); waiting {_seconds(wait_s)} {count}"
+    if isinstance(exc, HarvestTimeoutError):
+        return f"Greenhouse did not answer {what} in time; retrying in {_seconds(wait_s)} {count}"
+    if isinstance(exc, HarvestConnectionError):
+        return f"the connection to Greenhouse failed ({what}); retrying in {_seconds(wait_s)} {count}"
+    status = f"HTTP {exc.status}" if exc.status is not None else "an error"
+    return f"Greenhouse answered {status} to {what}; retrying in {_seconds(wait_s)} {count}"

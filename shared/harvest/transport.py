@@ -1,26 +1,45 @@
-"""The transport under :class:`shared.harvest.client.HarvestClient`: auth, limiter, retries, pagination.
+"""The transport under :class:`shared.harvest.client.HarvestClient`: auth, breaker, limiter, retries, pagination.
 
-Every request: the shared limiter is asked first (key = client id), the budget headers are fed back
-after each response, transport failures become :class:`HarvestTimeoutError` /
-:class:`HarvestConnectionError`. Safe calls (GET) get ``quick_retries`` tenacity retries with small
-jittered waits; writes are sent exactly once per call (an unknown create outcome is reconciled by the
-caller, never re-sent here). Lists follow ``Link: rel="next"`` exactly [P PAGE]: filters and
-``per_page`` on the first request only, then only the next URL with its cursor.
+Every request (key = client id): the credential's circuit breaker is asked first (an open circuit raises
+:class:`CircuitOpenError` and spends no budget), then the shared limiter; the budget headers are fed back
+after each response and the outcome is told to the breaker (a 5xx, a timeout or a failed connection, the
+token endpoint's included, is a failure; any other answer a success). Transport failures become
+:class:`HarvestTimeoutError` / :class:`HarvestConnectionError`, with ``sent=False`` when no connection was
+established (the request never left). Writes are sent exactly once per call (an unknown create outcome is
+reconciled by the caller, never re-sent here). Lists follow ``Link: rel="next"`` exactly [P PAGE]: filters
+and ``per_page`` on the first request only, then only the next URL with its cursor.
+
+Two retry policies (tenacity), chosen at construction and kept by :meth:`HarvestTransport.with_sub`:
+
+- **quick** (``patient=False``, the workers): ``quick_retries`` jittered retries of GETs and failed token
+  mints on 5xx, timeouts and dropped connections; anything else (429, our limiter's throttle, an open
+  circuit) goes back to the caller at once: the queue waits, not a worker slot.
+- **patient** (``patient=True``, commands: ``connect``, ``jobs``, ``pools``, the producer): calls that create
+  nothing (GETs, the connect-time ``probe`` calls, token mints) are retried on 5xx,
+  timeouts, dropped connections and 429 (waiting ``Retry-After``) up to ``command_retries`` times, the
+  waits growing up to ``command_retry_max_wait_s``. Every call, writes included, waits out an open circuit
+  (nothing was sent) for up to ``command_max_wait_s``, and the limiter waits that long for budget instead
+  of raising :class:`ThrottledError`. Each wait longer than :data:`REPORT_WAIT_S` is announced first through
+  ``on_wait(seconds, reason)``. When the retries run out, the last error is raised with
+  :attr:`HarvestError.tries` set ("gave up after 7 tries: HTTP 503 GET /v3/jobs: ..."). A write is never
+  sent twice in either mode.
 """
 
 from __future__ import annotations
 
 import copy
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol, Self, TypeVar
+from typing import NoReturn, Protocol, Self, TypedDict, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from shared.errors import (
+    CircuitOpenError,
     HarvestConnectionError,
     HarvestError,
     HarvestTimeoutError,
@@ -28,12 +47,19 @@ from shared.errors import (
     UnexpectedResponseError,
 )
 from shared.harvest.auth import Credential, OAuth2ClientCredentials, TokenCache
+from shared.harvest.breaker import CircuitBreaker, NullCircuitBreaker
 from shared.harvest.limiter import NullRateLimiter, RateGate, Ticket
 from shared.harvest.ratelimit import (
     QUICK_RETRY_ERRORS,
+    REPORT_WAIT_S,
+    OnWait,
     RateLimitInfo,
+    describe_retry,
     error_for_response,
+    is_outage,
     parse_rate_limit,
+    patient_backoff_s,
+    should_retry_patiently,
     should_retry_quickly,
 )
 from shared.settings import Settings
@@ -43,6 +69,8 @@ PER_PAGE = 500  # maximum [P REF-ATT, REF-PP]
 MAX_IDS = 50  # ids / candidate_ids / job_ids filters take at most 50 [P REF-ATT]
 MAX_PAGES = 10_000  # a server that keeps answering "next" must not loop us forever
 PROBE_PASS_STATUSES = frozenset({400, 403, 404, 422})
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport failures that prove the request never left: no connection was established (or none was free)."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,6 +82,18 @@ class RequestBody(Protocol):
     """A Harvest request model (:mod:`shared.harvest.models`): what a create sends as its JSON body."""
 
     def to_body(self) -> JsonBody: ...
+
+
+class TransportOptions(TypedDict, total=False):
+    """A transport's process-wide collaborators and retry policy: what :class:`shared.resources.Resources`
+    passes to every client it builds (``HarvestClient(settings, credential, **options)``)."""
+
+    http_client: httpx.Client | None
+    token_cache: TokenCache | None
+    limiter: RateGate | None
+    breaker: CircuitBreaker | None
+    patient: bool
+    on_wait: OnWait | None
 
 
 def chunk_ids(ids: Iterable[int], size: int = MAX_IDS) -> list[str]:
@@ -80,10 +120,59 @@ class _Shared:
         self.last_rate_limit: RateLimitInfo | None = None
 
 
+def _exception(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome is not None else None
+
+
+class _PatientCall:
+    """One patient call's tenacity hooks and counters (see the module docstring)."""
+
+    def __init__(self, transport: HarvestTransport, *, safe: bool) -> None:
+        self.t = transport
+        self.safe = safe
+        self.failures = 0
+        """Tries that Greenhouse failed (an open circuit is not one: nothing was sent)."""
+        self.circuit_wait_s = 0.0
+
+    def retry(self, exc: BaseException) -> bool:
+        return should_retry_patiently(exc, safe=self.safe)
+
+    def wait(self, state: RetryCallState) -> float:
+        exc = _exception(state)
+        if isinstance(exc, CircuitOpenError):
+            self.circuit_wait_s += exc.retry_after_s
+            return exc.retry_after_s
+        self.failures += 1
+        if isinstance(exc, RateLimitedError):
+            return exc.retry_after_s
+        return patient_backoff_s(self.failures, self.t.settings.harvest.command_retry_max_wait_s, self.t._jitter())
+
+    def stop(self, state: RetryCallState) -> bool:
+        if isinstance(_exception(state), CircuitOpenError):
+            return self.circuit_wait_s > self.t.settings.limiter.command_max_wait_s
+        return self.failures > max(0, self.t.settings.harvest.command_retries)
+
+    def before_sleep(self, state: RetryCallState) -> None:
+        wait_s, exc = state.upcoming_sleep, _exception(state)
+        if self.t.on_wait is not None and exc is not None and wait_s > REPORT_WAIT_S:
+            self.t.on_wait(wait_s, describe_retry(exc, wait_s, self.failures, self.t.settings.harvest.command_retries))
+
+    def give_up(self, state: RetryCallState) -> NoReturn:
+        exc = _exception(state)
+        if exc is None:  # tenacity gives up only after a failed try
+            raise RuntimeError("gave up without an error")
+        if isinstance(exc, HarvestError) and not isinstance(exc, CircuitOpenError):
+            exc.tries = state.attempt_number
+        raise exc
+
+
 class HarvestTransport:
     """Harvest v3 over one ``httpx.Client``; see the module docstring for the request contract.
 
-    An ``http_client`` built here is owned and closed by :meth:`close`; an injected one is not.
+    An ``http_client`` built here is owned and closed by :meth:`close`; an injected one is not. ``limiter``
+    defaults to :class:`NullRateLimiter` and ``breaker`` to :class:`NullCircuitBreaker`; ``patient`` and
+    ``on_wait`` choose the retry policy (module docstring); ``sleep``, ``wall``, ``clock`` and ``jitter``
+    (uniform in [0, 1)) are seams for tests.
     """
 
     def __init__(
@@ -95,9 +184,13 @@ class HarvestTransport:
         http_client: httpx.Client | None = None,
         token_cache: TokenCache | None = None,
         limiter: RateGate | None = None,
+        breaker: CircuitBreaker | None = None,
+        patient: bool = False,
+        on_wait: OnWait | None = None,
         sleep: Callable[[float], None] = time.sleep,
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
         self.credential = credential
@@ -105,6 +198,11 @@ class HarvestTransport:
         self.base_url = settings.harvest_url.rstrip("/") + API_PREFIX
         self._root = settings.harvest_url.rstrip("/")
         self.limiter: RateGate = limiter if limiter is not None else NullRateLimiter()
+        self.breaker: CircuitBreaker = breaker if breaker is not None else NullCircuitBreaker()
+        self.patient = patient
+        """Patient retries (a command) or quick ones (a worker): see the module docstring."""
+        self.on_wait = on_wait
+        """Told ``(seconds, reason)`` before each wait of a patient call longer than :data:`REPORT_WAIT_S`."""
         self._owns_http = http_client is None
         h = settings.harvest
         self._http = http_client or httpx.Client(
@@ -122,6 +220,7 @@ class HarvestTransport:
         )
         self._sleep = sleep
         self._wall = wall
+        self._jitter = jitter
         self._shared = _Shared()
         self.per_page = PER_PAGE
         """Page size asked on the first request of a list (tests lower it to exercise pagination)."""
@@ -140,7 +239,8 @@ class HarvestTransport:
 
     def with_sub(self, sub: int | None) -> Self:
         """A sibling acting as user ``sub`` (None: the credential's service account; lists need a Site
-        Admin or none). Shares the HTTP client, token cache and limiter; closing it closes nothing."""
+        Admin or none). Shares the HTTP client, token cache, limiter, breaker and retry policy; closing it
+        closes nothing."""
         clone = copy.copy(self)
         clone.sub = sub
         clone._auth = self._auth.with_sub(sub)
@@ -171,7 +271,9 @@ class HarvestTransport:
         if url.startswith(self.settings.harvest_token_url):
             method, path = None, urlsplit(url).path  # the mint failed: the Harvest call was never sent
         kind = HarvestTimeoutError if isinstance(exc, httpx.TimeoutException) else HarvestConnectionError
-        return kind(f"{type(exc).__name__} talking to Greenhouse", method=method, path=path)
+        sent = not isinstance(exc, NOT_SENT_ERRORS)
+        message = f"{type(exc).__name__} talking to Greenhouse" + ("" if sent else " (nothing was sent)")
+        return kind(message, method=method, path=path, sent=sent)
 
     def _observe(self, ticket: Ticket, response: httpx.Response) -> None:
         info = parse_rate_limit(response.headers, self._wall())
@@ -179,22 +281,59 @@ class HarvestTransport:
             self._shared.last_rate_limit = info
             self.limiter.observe(self.credential.client_id, ticket, info)
 
+    def _acquire(self, key: str) -> Ticket:
+        if not self.patient:
+            return self.limiter.acquire(key)
+        return self.limiter.acquire(key, max_wait_s=self.settings.limiter.command_max_wait_s, on_wait=self.on_wait)
+
+    def _exchange(self, request: httpx.Request, method: str | None, path: str, *, mint: bool = False) -> httpx.Response:
+        """Send ``request`` (through the auth flow, unless it is a ``mint`` itself) and tell the breaker
+        how Greenhouse answered: a 5xx, a timeout or a failed connection (a failed mint too) is a failure."""
+        key = self.credential.client_id
+        try:
+            response = self._http.send(request) if mint else self._http.send(request, auth=self._auth)
+        except httpx.TransportError as exc:
+            self.breaker.record(key, False)
+            raise self._map_transport(exc, method, path) from None
+        except HarvestError as exc:  # raised by the auth flow: the token endpoint's answer
+            self.breaker.record(key, not is_outage(exc))
+            raise
+        except BaseException:
+            self.breaker.release(key)
+            raise
+        self.breaker.record(key, response.status_code < 500)
+        return response
+
     def _send_once(
         self, method: str, url: str, params: dict[str, str] | None, body: JsonBody | None
     ) -> tuple[Ticket, httpx.Response]:
         path = urlsplit(url).path  # never the query: it may carry an email address
-        ticket = self.limiter.acquire(self.credential.client_id)
+        key = self.credential.client_id
+        self.breaker.before_send(key)  # first: an open circuit spends no budget
+        try:
+            ticket = self._acquire(key)
+        except BaseException:
+            self.breaker.release(key)
+            raise
         request = self._http.build_request(
             method, url, params=params, json=body, headers={"User-Agent": self.settings.harvest.user_agent}
         )
-        try:
-            response = self._http.send(request, auth=self._auth)
-        except httpx.TransportError as exc:
-            raise self._map_transport(exc, method, path) from None
+        response = self._exchange(request, method, path)
         self._observe(ticket, response)
         return ticket, response
 
-    def _retrying(self, method: str) -> Retrying:
+    def _retrying(self, method: str, *, safe: bool | None = None) -> Retrying:
+        """The retry policy of one call; ``safe``: the call creates nothing (default: a GET or HEAD)."""
+        if self.patient:
+            call = _PatientCall(self, safe=method.upper() in ("GET", "HEAD") if safe is None else safe)
+            return Retrying(
+                stop=call.stop,
+                wait=call.wait,
+                retry=retry_if_exception(call.retry),
+                before_sleep=call.before_sleep,
+                retry_error_callback=call.give_up,
+                sleep=self._sleep,
+            )
         h = self.settings.harvest
 
         def retry(exc: BaseException) -> bool:
@@ -217,17 +356,23 @@ class HarvestTransport:
         params: dict[str, str] | None = None,
         body: JsonBody | None = None,
         check: bool = True,
+        accept: frozenset[int] = frozenset(),
+        safe: bool | None = None,
     ) -> httpx.Response:
+        """One call with its retries. Raises the error an answer means, unless ``check`` is False or the
+        status is in ``accept``; ``safe``: the call creates nothing (default: a GET), so a patient transport
+        may send it again."""
+
         def attempt() -> httpx.Response:
             ticket, response = self._send_once(method, url, params, body)
             error = error_for_response(response, method, urlsplit(url).path, now=self._wall())
             if isinstance(error, RateLimitedError):  # share the back-off with every worker of the credential
                 self.limiter.throttled(self.credential.client_id, ticket, error.retry_after_s)
-            if check and error is not None:
+            if check and error is not None and response.status_code not in accept:
                 raise error
             return response
 
-        return self._retrying(method)(attempt)
+        return self._retrying(method, safe=safe)(attempt)
 
     def _json(self, response: httpx.Response, method: str, path: str) -> object:
         try:
@@ -275,29 +420,24 @@ class HarvestTransport:
         """Send ``method`` to a /v3 route with no params (and ``{}`` as body unless GET); return the status.
 
         403 (scope missing), 404, 400 and 422 (scope present, input refused) and 2xx are returned; 401,
-        429, 5xx and transport failures raise. Used to test scopes without side effects.
+        429, 5xx and transport failures raise (a patient transport retries them first: an empty body
+        creates nothing). Used to test scopes without side effects.
         """
         method = method.upper()
-        response = self._request(method, self._url(path), body=None if method in ("GET", "HEAD") else {}, check=False)
+        body: JsonBody | None = None if method in ("GET", "HEAD") else {}
+        response = self._request(method, self._url(path), body=body, accept=PROBE_PASS_STATUSES, safe=True)
         status = response.status_code
         if status < 300 or status in PROBE_PASS_STATUSES:
             return status
-        error = error_for_response(response, method, urlsplit(self._url(path)).path, now=self._wall())
-        raise (
-            error
-            if error is not None
-            else UnexpectedResponseError(f"unexpected status {status}", status=status, method=method, path=path)
-        )
+        raise UnexpectedResponseError(f"unexpected status {status}", status=status, method=method, path=path)
 
     def mint_token(self) -> None:
         """Mint a fresh token now (credential check); raises AuthenticationError when refused."""
         self._auth.cache.invalidate(self.credential.client_id, self.sub)
+        path = urlsplit(self.settings.harvest_token_url).path
 
         def mint() -> None:
-            try:
-                response = self._http.send(self._auth.token_request())
-            except httpx.TransportError as exc:
-                raise self._map_transport(exc, None, urlsplit(self.settings.harvest_token_url).path) from None
-            self._auth.accept_token(response)
+            self.breaker.before_send(self.credential.client_id)
+            self._auth.accept_token(self._exchange(self._auth.token_request(), None, path, mint=True))
 
-        self._retrying("POST")(mint)
+        self._retrying("POST", safe=True)(mint)

@@ -201,16 +201,17 @@ def test_get_recovers_after_transient_failure() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "cls"),
+    ("exc", "cls", "sent"),
     [
-        (httpx.ReadTimeout, e.HarvestTimeoutError),
-        (httpx.ConnectTimeout, e.HarvestTimeoutError),
-        (httpx.ConnectError, e.HarvestConnectionError),
-        (httpx.RemoteProtocolError, e.HarvestConnectionError),
+        (httpx.ReadTimeout, e.HarvestTimeoutError, True),
+        (httpx.ConnectTimeout, e.HarvestTimeoutError, False),  # no connection: the request never left
+        (httpx.ConnectError, e.HarvestConnectionError, False),
+        (httpx.RemoteProtocolError, e.HarvestConnectionError, True),
+        (httpx.ReadError, e.HarvestConnectionError, True),
     ],
 )
 def test_transport_errors_mapped_with_method_and_path(
-    exc: type[httpx.TransportError], cls: type[e.HarvestError]
+    exc: type[httpx.TransportError], cls: type[e.HarvestError], sent: bool
 ) -> None:
     def harvest(request: httpx.Request) -> httpx.Response:
         raise exc("x", request=request)
@@ -219,7 +220,7 @@ def test_transport_errors_mapped_with_method_and_path(
     with pytest.raises(cls) as info:
         client.create_tag("Sourced")
     assert (info.value.method, info.value.path) == ("POST", "/v3/candidate_tags")
-    assert info.value.outcome_unknown and len(rec.api) == 1
+    assert info.value.outcome_unknown is sent and len(rec.api) == 1
 
 
 def test_failed_mint_is_retried_and_not_an_unknown_outcome() -> None:
