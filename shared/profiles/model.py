@@ -4,8 +4,9 @@
 the profile id when it could be read, the field, a short reason) and the good lines are still returned.
 Errors never carry the line itself or any PII beyond the profile id.
 
-Limits: ``id`` <= 200 chars; names and other strings <= 255; URLs <= 2,048; ``summary`` <= 10,000;
-every list <= 50 items. Unknown keys (the platform adds fields) are ignored and kept out of the model.
+Limits: ``id`` <= 200 chars, no NUL; names and other strings <= 255; URLs <= 2,048; ``summary`` <= 10,000;
+every list <= 50 items. Strings are stripped as Python's ``str.strip`` does (the same whitespace that makes
+a value blank). Unknown keys (the platform adds fields) are ignored and kept out of the model.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
 )
 
@@ -56,14 +59,39 @@ def _strict_date(value: object) -> object:
     return value
 
 
-_Str = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_STR_CHARS)]
-_Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_STR_CHARS)]
-_Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_CHARS)]
-_Item = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_STR_CHARS)]
+def _strip(value: object) -> object:
+    # Python's str.strip, not pydantic's strip_whitespace: the blank checks here and Harvest's "can't be
+    # blank" count U+001C-U+001F as whitespace, which pydantic's (Unicode White_Space) strip keeps.
+    return value.strip() if isinstance(value, str) else value
+
+
+def _int_id(value: object) -> object:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _no_nul(value: str) -> str:
+    # A NUL cannot be stored in a PostgreSQL text column (the item's profile_id): the whole batch would fail.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+_Id = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_CHARS),
+    AfterValidator(_no_nul),
+    BeforeValidator(_strip),
+    BeforeValidator(_int_id),
+]
+_Str = Annotated[str, StringConstraints(max_length=MAX_STR_CHARS), BeforeValidator(_strip)]
+_Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STR_CHARS), BeforeValidator(_strip)]
+_Url = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_CHARS), BeforeValidator(_strip)]
+_Item = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STR_CHARS), BeforeValidator(_strip)]
 _Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_STR_CHARS),
+    StringConstraints(min_length=1, max_length=MAX_STR_CHARS),
     AfterValidator(_email),
+    BeforeValidator(_strip),
 ]
 _Date = Annotated[date | None, BeforeValidator(_strict_date)]
 
@@ -106,7 +134,7 @@ class Profile(_In):
     ``id`` is the sourcing platform's stable candidate id (an int id is accepted and kept as its string).
     """
 
-    id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS)]
+    id: _Id
     first_name: _Name
     last_name: _Name
     emails: list[_Email] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
@@ -121,16 +149,9 @@ class Profile(_In):
     educations: list[EducationIn] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     tags: list[_Item] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     summary: Annotated[
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_SUMMARY_CHARS)] | None,
+        Annotated[str, StringConstraints(max_length=MAX_SUMMARY_CHARS), BeforeValidator(_strip)] | None,
         BeforeValidator(_blank_to_none),
     ] = None
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _int_id(cls, value: object) -> object:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
 
     @field_validator(
         "emails",
@@ -141,16 +162,25 @@ class Profile(_In):
         "tags",
         "employments",
         "educations",
-        mode="before",
+        mode="wrap",
     )
     @classmethod
-    def _null_list(cls, value: object) -> object:
-        # null is "none given"; blank strings inside a list carry nothing and are dropped.
+    def _null_list(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        # null is "none given"; blank strings inside a list carry nothing and are dropped, but an error
+        # still names its item by its index in the input line.
         if value is None:
             return []
-        if isinstance(value, list):
-            return [v for v in value if not (isinstance(v, str) and not v.strip())]
-        return value
+        if not isinstance(value, list):
+            return handler(value)
+        kept = [i for i, v in enumerate(value) if not (isinstance(v, str) and not v.strip())]
+        try:
+            return handler([value[i] for i in kept])
+        except ValidationError as exc:
+            errors = [
+                {**e, "loc": (kept[e["loc"][0]], *e["loc"][1:])} if e["loc"] and isinstance(e["loc"][0], int) else e
+                for e in exc.errors()
+            ]
+            raise ValidationError.from_exception_data(exc.title, errors) from None  # type: ignore[arg-type]
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-safe dict for the result store; :meth:`from_snapshot` reads it back to an equal profile."""
@@ -208,15 +238,23 @@ def _message(msg: str) -> str:
     return msg[:1].lower() + msg[1:]
 
 
+def describe_errors(exc: ValidationError, most: int = 5) -> str:
+    """``field: reason`` for each problem of ``exc`` (at most ``most``), never the values: pydantic's own text
+    quotes its input, which is candidate data."""
+    problems = exc.errors(include_url=False, include_input=False, include_context=False)
+    text = "; ".join(f"{_loc(tuple(e['loc'])) or 'profile'}: {_message(e['msg'])}" for e in problems[:most])
+    return text + (f"; and {len(problems) - most} more" if len(problems) > most else "")
+
+
+_ID = TypeAdapter(_Id)
+
+
 def _readable_id(obj: Mapping[str, object]) -> str | None:
-    raw = obj.get("id")
-    if isinstance(raw, bool):
+    # Exactly the id the model reads, or none: an error never names a neighbour's id (nor an unstorable one).
+    try:
+        return _ID.validate_python(obj.get("id"))
+    except ValidationError:
         return None
-    if isinstance(raw, int):
-        return str(raw)
-    if isinstance(raw, str) and raw.strip() and len(raw.strip()) <= MAX_ID_CHARS:
-        return raw.strip()
-    return None
 
 
 def _reject_constant(name: str) -> float:
@@ -241,6 +279,9 @@ def _read(numbered: Iterable[tuple[int, str | None]]) -> ReadResult:
             obj = json.loads(text, parse_constant=_reject_constant)
         except ValueError:
             result.errors.append(LineError(lineno, None, None, "invalid JSON"))
+            continue
+        except RecursionError:  # json's decoder recurses per nesting level: a line of "[[[..." got here
+            result.errors.append(LineError(lineno, None, None, "invalid JSON: nested too deeply"))
             continue
         if not isinstance(obj, dict):
             result.errors.append(LineError(lineno, None, None, "not a JSON object"))
