@@ -3,7 +3,7 @@
 ``export_profiles`` validates the target against the connection, records the batch and its items in one
 transaction, then publishes one task per item carrying only the item id, in bulk on one broker
 connection. A crash between commit and publish loses nothing: the items are ``queued`` with no
-``enqueued_at`` and :func:`republish_lost` (or ``ghexport recover``) sends them again.
+``enqueued_at`` and the workers' recovery (or :func:`republish_lost`, ``ghexport recover``) sends them again.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from shared.connections.service import get_connection
 from shared.connections.targets import check_target
 from shared.errors import PublishFailedError, TargetNotAllowedError, UserError
 from shared.profiles.model import LineError, Profile
+from shared.queue import recovery
 from shared.resources import Resources
 from shared.store import repo
 from shared.store.models import ACTIVE_STATUSES, Batch, TargetKind
@@ -128,9 +129,13 @@ def retry_failed(res: Resources, batch_id: str | None = None) -> int:
 
 
 def republish_lost(res: Resources, older_than_s: float | None = None) -> int:
-    """Re-enqueue items still ``queued`` long after publishing (or never published)."""
-    age = res.settings.export.requeue_after_s if older_than_s is None else older_than_s
-    return res.publish(res.lost_items(age))
+    """One recovery sweep now (every worker runs them on its own): publish again the items whose message is
+    gone (:mod:`shared.queue.recovery`); ``older_than_s`` overrides the grace ``requeue_after_s``."""
+    settings = res.settings
+    if older_than_s is not None:
+        export = settings.export.model_copy(update={"requeue_after_s": older_than_s})
+        settings = settings.model_copy(update={"export": export})
+    return recovery.sweep(res.celery, res.engine, res.limiter, settings, res.broker_redis).published
 
 
 def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
@@ -162,6 +167,7 @@ def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
                 "greenhouse_application_id": it.greenhouse_application_id,
                 "linked_existing": it.linked_existing,
                 "attempts": it.attempts,
+                "publications": it.publications,
                 "warnings": it.warnings,
                 "error": it.error,
                 "error_cause": it.error_cause,

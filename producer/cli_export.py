@@ -154,10 +154,14 @@ def retry(
 
 @handle_errors
 def recover(
-    older_than: Annotated[float | None, typer.Option(help="Seconds since publishing (default: the setting).")] = None,
+    older_than: Annotated[
+        float | None, typer.Option(help="Grace for overdue and unpublished items, seconds (default: the setting).")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Re-enqueue items the broker lost (queued long ago and never started, or with an expired lease)."""
+    """Publish again the items the broker lost, now (every worker also does it on its own): all queued items
+    after the broker's Redis lost its data, items of dead workers, never published, or overdue with nothing
+    queued."""
     n = api.republish_lost(resources(), older_than)
     if json_out:
         print_json({"enqueued": n})

@@ -6,8 +6,9 @@ embedded broker is resolved into this module's own settings copy when ``GHX_BROK
 ``embedded`` (``ghexport worker`` resolves it before starting Celery; plain ``celery -A workers.app``
 lands here). Resources (HTTP client, Redis, limiter, database engine) are built once per worker process
 after fork (``worker_process_init``) by :class:`~workers.runtime.WorkerRuntime` and closed at shutdown.
-The worker's main process runs the pacer (:class:`~workers.runtime.PacerRuntime`, from ``worker_ready``
-to ``worker_shutdown``), which releases items parked for their credential's budget.
+The worker's main process runs the pacer, which releases items parked for their credential's budget, and
+takes its turn at recovery (:class:`~workers.runtime.MaintenanceRuntime`, from ``worker_ready`` to
+``worker_shutdown``): every worker takes part, so no deployment can forget it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import logging
 
 from celery import Celery, signals
 
-from shared.queue import names
 from shared.queue.celery_app import make_celery
 from shared.settings import EMBEDDED, Settings
-from workers.runtime import PacerRuntime, WorkerRuntime
+from workers.runtime import MaintenanceRuntime, WorkerRuntime
 
 log = logging.getLogger("ghexport.worker")
 
@@ -35,11 +35,9 @@ def worker_settings() -> Settings:
 
 
 def create_app(settings: Settings) -> Celery:
-    """The workers' Celery app: the shared configuration, the periodic recovery and the task modules."""
+    """The workers' Celery app: the shared configuration and the task modules. Recovery needs no beat
+    schedule: every worker's main process takes its turn (``--beat`` stays for other periodic work)."""
     celery_app = make_celery(settings, settings.broker_url)
-    celery_app.conf.beat_schedule = {
-        "recover-lost-items": {"task": names.RECOVER_TASK, "schedule": settings.export.requeue_after_s / 3},
-    }
     celery_app.conf.include = ["workers.tasks"]
     return celery_app
 
@@ -47,7 +45,7 @@ def create_app(settings: Settings) -> Celery:
 settings = worker_settings()
 app = create_app(settings)
 runtime = WorkerRuntime(settings)
-pacer = PacerRuntime(settings)
+main_process = MaintenanceRuntime(settings)
 
 # httpx logs every request URL at INFO; lookup URLs carry candidates' emails, which never reach a log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -62,19 +60,19 @@ def _close_process(**_: object) -> None:
     runtime.stop()
 
 
-def _start_pacer(**_: object) -> None:
-    pacer.start()
+def _start_main(**_: object) -> None:
+    main_process.start()
 
 
-def _stop_pacer(**_: object) -> None:
-    pacer.stop()
+def _stop_main(**_: object) -> None:
+    main_process.stop()
 
 
 # Connected by a plain call rather than as decorators: celery is untyped, and its decorator would erase
 # these functions' types. Same registration (weak references to module-level functions, which live on).
 signals.worker_process_init.connect(_init_process)
 signals.worker_process_shutdown.connect(_close_process)
-# The pacer runs in the worker's main process (once per `ghexport worker`, whatever the pool), started
-# once the pool is up, so no child inherits its thread or its connections.
-signals.worker_ready.connect(_start_pacer)
-signals.worker_shutdown.connect(_stop_pacer)
+# The pacer and recovery run in the worker's main process (once per `ghexport worker`, whatever the pool),
+# started once the pool is up, so no child inherits their threads or their connections.
+signals.worker_ready.connect(_start_main)
+signals.worker_shutdown.connect(_stop_main)

@@ -19,7 +19,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import ValidationError
@@ -27,28 +27,37 @@ from sqlalchemy.engine import Engine
 
 from shared.connections.service import load_connection
 from shared.errors import (
+    AmbiguousMatchError,
+    CircuitOpenError,
     ConnectionNotFoundError,
     HarvestError,
     LeaseLostError,
-    OutcomeUnknownError,
     PermanentError,
     RateLimitedError,
     RetryableError,
+    UnavailableError,
 )
 from shared.harvest.client import HarvestClient
 from shared.profiles.mapping import MappedCandidate, Target, map_profile
-from shared.profiles.model import Profile
-from shared.resources import Resources
+from shared.profiles.matching import match_created
+from shared.profiles.model import Profile, describe_errors
+from shared.resources import Resources, translate_error
 from shared.settings import Settings
 from shared.store import people, repo
 from shared.store.models import ACTIVE_STATUSES, DuplicatePolicy, ItemStatus, TargetKind, aware, utcnow
 from shared.store.progress import RecordOrigin
 from shared.store.records import BatchRecord, ConnectionRecord, ItemRecord
 from workers.item_run import ItemRun
+from workers.liveness import InFlight, StoreHealth
 from workers.outcome import MustWaitError, NotClaimed, Outcome
 from workers.parts import PartsWriter, find_application
 
 log = logging.getLogger("ghexport.worker")
+
+CREATED_AT_MARGIN = timedelta(minutes=1)
+"""Records created this long before a lost create's send (clock skew) or after its timeout are considered."""
+READBACK_MEMORY = timedelta(hours=6)
+"""Read-back delays measured longer ago no longer size the wait for an unknown create."""
 
 
 @dataclass
@@ -58,9 +67,12 @@ class ExportDeps:
     res: Resources
     """Store engine, Harvest clients and the shared lookups of this process (:mod:`shared.resources`)."""
     owner: str
-    """Lease owner written on claimed items (``host:pid``)."""
+    """Lease owner written on claimed items (``host:pid:nonce``)."""
     jitter: Callable[[float, float], float] = field(default=random.uniform)
     now: Callable[[], datetime] = field(default=utcnow)
+    inflight: InFlight = field(default_factory=InFlight)
+    """The items this process's runs work on now; the process's heartbeat keeps their leases."""
+    store: StoreHealth = field(default_factory=StoreHealth)
 
     @property
     def settings(self) -> Settings:
@@ -81,15 +93,26 @@ def export_item(deps: ExportDeps, item_id: int, credit: int = 0) -> Outcome:
     ``credit``: Harvest requests its credential's pacer reserved for the item's next step (0: none, the
     item asks for admission itself and is parked when its credential has no budget to spare).
     """
-    item = repo.claim_item(deps.engine, item_id, deps.owner, deps.settings.export.lease_s)
-    if item is None:
-        return NotClaimed(f"item {item_id} is finished or held by another worker")
-    run = deps.start_run(item)
+    with deps.inflight.hold(item_id) as held:
+        if not held:
+            return NotClaimed(f"item {item_id} is being exported by this worker already")
+        # no run of this process holds it: an item still ``sending`` under our own name is an earlier run's
+        # that lost the store mid-way, and is taken back at once instead of after its lease
+        item = repo.claim_item(deps.engine, item_id, deps.owner, deps.settings.export.lease_s, reclaim_own=True)
+        if item is None:
+            return NotClaimed(f"item {item_id} is finished or held by another worker")
+        return _run(deps, deps.start_run(item), credit)
+
+
+def _run(deps: ExportDeps, run: ItemRun, credit: int) -> Outcome:
+    item_id = run.item_id
     try:
         return _Export(deps, run, credit).execute()
     except LeaseLostError as exc:
         return NotClaimed(str(exc))
     except Exception as exc:
+        if isinstance(translate_error(exc), UnavailableError):
+            raise  # the store (or Redis) is away: the task retries the message; the run's lease expires
         # A bug, or an answer we cannot handle: count the attempt, so the item ends failed after
         # max_attempts instead of looping. If the store itself is down, this raises and the task retries.
         log.exception("item %s: unexpected error", item_id)
@@ -149,7 +172,9 @@ class _Export:
         try:
             profile = Profile.from_snapshot(self.item.profile)
         except ValidationError as exc:
-            return run.fail("invalid_profile", f"stored profile {self.item.profile_id} is invalid: {exc}")
+            return run.fail(
+                "invalid_profile", f"stored profile {self.item.profile_id} is invalid: {describe_errors(exc)}"
+            )
         reader = self.d.res.harvest_for(conn)
         writer = reader.with_sub(batch.user_id)
         try:
@@ -161,11 +186,13 @@ class _Export:
         except _ParkError as exc:
             return self.park(exc.step, str(exc))
         except RateLimitedError as exc:
-            if self.step is not None and self.d.res.limiter.paces:  # the pacer sends it again in its turn
-                return self.park(self.step, f"{exc.cause}: {exc}")
-            wait = exc.retry_after_s + self.d.jitter(0.0, 1.0)
-            return run.retry(wait, exc.cause, str(exc), counts=False)
+            return self.wait_for_credential(conn.client_id, exc.cause, str(exc), exc.retry_after_s)
+        except CircuitOpenError as exc:  # Greenhouse fails for this credential: nothing was sent
+            return self.wait_for_credential(conn.client_id, exc.cause, str(exc), exc.retry_after_s)
         except RetryableError as exc:
+            if self.d.res.breaker.state(conn.client_id).state != "closed":
+                # an outage, not this item's fault: its attempt is not spent
+                return self.wait_for_credential(conn.client_id, exc.cause, str(exc), self.cfg.retry_backoff_s)
             return run.retry(run.backoff_s(), exc.cause, str(exc), counts=True)
         except PermanentError as exc:
             return run.fail(exc.cause, str(exc))
@@ -213,6 +240,14 @@ class _Export:
         step = self.admitted(_Step(conn.client_id, cost, enrichment=True))
         with limiter.credit(step.key, step.cost):
             self.add_parts(conn, batch, mapped, reader, writer)
+
+    def wait_for_credential(self, key: str, cause: str, message: str, wait_s: float) -> Outcome:
+        """The credential cannot take this item's requests now (rate limit, or Greenhouse failing): park the
+        item for its pacer, else retry after ``wait_s``; the attempt is not spent either way."""
+        if self.d.res.limiter.paces:  # the pacer sends it again in its turn
+            step = self.step or _Step(key, 1, enrichment=self.item.greenhouse_candidate_id is not None)
+            return self.park(step, f"{cause}: {message}")
+        return self.run.retry(wait_s + self.d.jitter(0.0, 1.0), cause, message, counts=False)
 
     def admitted(self, step: _Step) -> _Step:
         """``step`` with its requests reserved: the pacer's credit, else an admission now; else park."""
@@ -331,36 +366,65 @@ class _Export:
     def adopt_after_unknown_outcome(
         self, conn: ConnectionRecord, mapped: MappedCandidate, reader: HarvestClient, batch: BatchRecord
     ) -> bool:
-        """An earlier create may have succeeded: look the person up instead of creating again.
+        """An earlier create may have succeeded: look for its record instead of creating again.
 
-        True when the record was found and adopted; raises :class:`MustWaitError` while Greenhouse may still be
-        making it readable; False once the sync window passed with no record (safe to create).
+        The person is looked up by email; a profile without one, among the records created around the send
+        (matched by name plus what else was sent). True when the record was found and adopted; raises
+        :class:`MustWaitError` while Greenhouse may still be making it readable (:meth:`reconcile_window`);
+        False once that window passed with no record (safe to create).
         """
         sent_at = self.item.create_sent_at
         assert sent_at is not None
-        match = lookup_person(reader, mapped.emails)
+        match = lookup_person(reader, mapped.emails) if mapped.emails else self.find_created(reader, mapped, sent_at)
         if match is not None:
-            self.set_record(match, RecordOrigin.CREATED)
+            self.set_record(match, RecordOrigin.CREATED, visible_at=self.run.now())
             app = find_application(reader, match, batch.target_kind, batch.job_id, batch.pool_id)
             if app is not None:
                 self.run.save(greenhouse_application_id=app)
             if not batch.new_record:
                 people.set_person_candidate(self.d.engine, conn.id, self.item.profile_id, match)
             return True
-        if not mapped.emails:
-            raise OutcomeUnknownError(
-                "the create may have reached Greenhouse and this profile has no email to look it up by: "
-                "check Greenhouse for the person, then re-export with --include-exported or --dummy-emails"
-            )
+        window_s, basis = self.reconcile_window(conn)
         age_s = (self.run.now() - aware(sent_at)).total_seconds()
-        if age_s < self.cfg.reconcile_window_s:
+        if age_s < window_s:
+            until = aware(sent_at) + timedelta(seconds=window_s)
             raise MustWaitError(
-                self.cfg.reconcile_interval_s,
-                "create outcome unknown; waiting for Greenhouse to show the record before creating again",
+                min(self.cfg.reconcile_interval_s, max(1.0, window_s - age_s)),
+                f"create outcome unknown; looking for the record until {until:%Y-%m-%d %H:%M:%S} UTC ({basis}) "
+                "before creating it again",
             )
-        self.run.warn("an earlier create was not found after the sync window; created again")
+        self.run.warn(f"an earlier create was not found after {window_s:.0f} s ({basis}); created again")
         self.run.save(create_sent_at=None)
         return False
+
+    def find_created(self, reader: HarvestClient, mapped: MappedCandidate, sent_at: datetime) -> int | None:
+        """The record a lost create made for a profile without email: among the records created around the
+        send, the one with the name and the other details we sent. Two equally good matches go to a human."""
+        sent = aware(sent_at)
+        created = reader.list_candidates_created(
+            sent - CREATED_AT_MARGIN,
+            sent + timedelta(seconds=self.d.settings.harvest.timeout_s) + CREATED_AT_MARGIN,
+        )
+        found = match_created(mapped.create, created)
+        if found.ambiguous:
+            ids = ", ".join(str(i) for i in found.ambiguous)
+            raise AmbiguousMatchError(
+                f"the create may have reached Greenhouse, and several records created then match this profile "
+                f"(candidates {ids}): check them in Greenhouse, then re-export with --include-exported"
+            )
+        return found.candidate_id
+
+    def reconcile_window(self, conn: ConnectionRecord) -> tuple[float, str]:
+        """How long an unknown create is looked for, and why: a few times the read-back delay Greenhouse
+        needed lately for this connection's records (``reconcile_factor``), at least ``reconcile_floor_s``;
+        ``reconcile_window_s`` (the worst case of the sync window) while nothing has been measured."""
+        cfg = self.cfg
+        delays = repo.readback_delays(self.d.engine, conn.id, since=self.run.now() - READBACK_MEMORY)
+        if not delays:
+            return cfg.reconcile_window_s, "no read-back delay measured for this connection yet: the full sync window"
+        slowest = max(delays)
+        window = min(cfg.reconcile_window_s, max(cfg.reconcile_floor_s, cfg.reconcile_factor * slowest))
+        return window, f"{cfg.reconcile_factor:g} x the {slowest:.0f} s Greenhouse needed lately to show a new record"
 
 
 def _target_kind(kind: TargetKind) -> Literal["job", "prospect"]:

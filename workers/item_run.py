@@ -128,6 +128,7 @@ class ItemRun:
             self.item_id,
             self.owner,
             counts=counts,
+            countdown_s=countdown_s,
             error=message[:2000],
             error_cause=cause,
             warnings=self.warnings,

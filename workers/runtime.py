@@ -1,4 +1,5 @@
-"""Per-process state of a worker: the process's :class:`Resources` and export collaborators.
+"""Per-process state of a worker: the process's :class:`Resources`, export collaborators and heartbeat;
+and the duties of the worker's main process (the pacer, recovery and read-back).
 
 Built once per worker process after fork (``worker_process_init``, or on first use in the solo and thread
 pools, which fire no process init) and closed at shutdown. Holds no module-level settings: the Celery
@@ -8,6 +9,7 @@ app (:mod:`workers.app`) passes its settings in.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 
@@ -16,11 +18,13 @@ from shared.queue.pacing import Pacer
 from shared.resources import Resources
 from shared.settings import Settings
 from workers.export import ExportDeps
+from workers.liveness import Heartbeat
+from workers.maintenance import Maintenance
 
 
 def worker_owner() -> str:
-    """The lease owner of this process: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The lease owner of this process: ``host:pid:nonce`` (a restarted container may reuse host and pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class WorkerRuntime:
@@ -30,20 +34,34 @@ class WorkerRuntime:
         self.settings = settings
         self._lock = threading.Lock()
         self._deps: ExportDeps | None = None
+        self._heartbeat: Heartbeat | None = None
 
     def start(self) -> ExportDeps:
-        """Build the process's resources and collaborators (idempotent)."""
+        """Build the process's resources and collaborators and start its heartbeat (idempotent)."""
         with self._lock:
             if self._deps is None:
-                self._deps = ExportDeps(res=Resources(self.settings), owner=worker_owner())
+                deps = ExportDeps(res=Resources(self.settings, patient=False), owner=worker_owner())
+                cfg = self.settings.export
+                self._heartbeat = Heartbeat(
+                    lambda: deps.res.engine,
+                    deps.owner,
+                    deps.inflight,
+                    lease_s=cfg.lease_s,
+                    interval_s=cfg.heartbeat_s,
+                    health=deps.store,
+                )
+                self._heartbeat.start()
+                self._deps = deps
             return self._deps
 
     def stop(self) -> None:
-        """Close the process's resources (safe to call twice, or before :meth:`start`)."""
+        """Stop the heartbeat and close the process's resources (safe to call twice, or before :meth:`start`)."""
         with self._lock:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
             if self._deps is not None:
                 self._deps.res.close()
-            self._deps = None
+            self._deps, self._heartbeat = None, None
 
     def deps(self) -> ExportDeps:
         """This process's export collaborators, built on first use."""
@@ -54,34 +72,37 @@ class WorkerRuntime:
         return self.deps().res
 
 
-class PacerRuntime:
-    """The pacer of one ``ghexport worker`` (its main process): releases parked items to the broker.
+class MaintenanceRuntime:
+    """The main process of one ``ghexport worker``: its pacer releases parked items to the broker, and it
+    takes its turn at recovery and read-back (:mod:`workers.maintenance`).
 
-    Nothing to do when the shared limiter is disabled (items are published at once, never parked).
+    The pacer has nothing to do when the shared limiter is disabled (items are published at once, never
+    parked); recovery always runs.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._res: Resources | None = None
         self._pacer: Pacer | None = None
+        self._maintenance: Maintenance | None = None
 
     def start(self) -> None:
-        """Start releasing parked items (idempotent; a no-op without the shared limiter)."""
-        if self._pacer is not None:
+        """Start the pacer (with the shared limiter) and the maintenance thread (idempotent)."""
+        if self._res is not None:
             return
-        res = Resources(self.settings)
+        res = self._res = Resources(self.settings, patient=False)
         limiter = res.limiter
-        if not isinstance(limiter, RedisRateLimiter):
-            res.close()
-            return
-        self._res = res
-        self._pacer = Pacer(res.celery, res.engine, limiter, self.settings.limiter.pacer_interval_s)
-        self._pacer.start()
+        if isinstance(limiter, RedisRateLimiter):
+            self._pacer = Pacer(res.celery, res.engine, limiter, self.settings.limiter.pacer_interval_s, res.breaker)
+            self._pacer.start()
+        self._maintenance = Maintenance(res, worker_owner(), res.broker_redis)
+        self._maintenance.start()
 
     def stop(self) -> None:
-        """Stop the pacer and close its resources (safe before :meth:`start` and twice)."""
-        if self._pacer is not None:
-            self._pacer.stop()
+        """Stop both threads and close their resources (safe before :meth:`start` and twice)."""
+        for thread in (self._pacer, self._maintenance):
+            if thread is not None:
+                thread.stop()
         if self._res is not None:
             self._res.close()
-        self._pacer, self._res = None, None
+        self._pacer, self._maintenance, self._res = None, None, None

@@ -4,12 +4,15 @@ retry. Registered under the stable names of :mod:`shared.queue.names`."""
 from __future__ import annotations
 
 import logging
+import random
 
 from pydantic import ValidationError
 
-from shared.queue import names
+from shared.errors import UnavailableError
+from shared.queue import names, recovery
 from shared.queue.celery_app import BoundTask, bound_task, safe_countdown, task
 from shared.queue.messages import ExportItemMessage
+from shared.resources import translate_error
 from workers.app import app, runtime
 from workers.export import export_item
 from workers.outcome import Finished, NotClaimed, Parked, RetryLater
@@ -17,6 +20,8 @@ from workers.outcome import Finished, NotClaimed, Parked, RetryLater
 log = logging.getLogger("ghexport.worker")
 
 UNEXPECTED_ERROR_RETRY_S = 30.0
+UNAVAILABLE_RETRY_S = 5.0
+"""Wait before a task whose store (or Redis) was unreachable runs again (with up to as much jitter)."""
 
 
 @bound_task(app, name=names.EXPORT_ITEM_TASK, max_retries=None, acks_late=True)
@@ -30,11 +35,16 @@ def export_item_task(self: BoundTask, message: object) -> str:
     deps = runtime.deps()
     try:
         outcome = export_item(deps, msg.item_id, msg.credit)
-    except Exception:
-        # A bug or the store unreachable: the item keeps its lease and `recover` picks it up if this
-        # retry message is lost too. Never let one item crash the worker.
+    except Exception as exc:
+        # Never let one item crash the worker, and never ack a message before its result is saved: the
+        # task is sent again. The store (or Redis) unreachable is said once per outage, not per task.
+        error = translate_error(exc)
+        if isinstance(error, UnavailableError):
+            deps.store.down(str(error))
+            raise self.retry(countdown=UNAVAILABLE_RETRY_S + random.uniform(0.0, UNAVAILABLE_RETRY_S)) from None
         log.exception("export of item %s failed unexpectedly; retrying", msg.item_id)
         raise self.retry(countdown=UNEXPECTED_ERROR_RETRY_S) from None
+    deps.store.up()
     if isinstance(outcome, RetryLater):
         log.info("item %s: retry in %.0fs (%s)", msg.item_id, outcome.countdown_s, outcome.cause)
         raise self.retry(countdown=safe_countdown(deps.settings, outcome.countdown_s))
@@ -51,9 +61,7 @@ def export_item_task(self: BoundTask, message: object) -> str:
 
 @task(app, name=names.RECOVER_TASK)
 def recover_task() -> int:
-    """Re-enqueue items the broker lost (still ``queued`` long after publishing, or stale ``sending``)."""
+    """One recovery sweep now (:mod:`shared.queue.recovery`); every worker's main process also runs them
+    on its own, so no schedule is needed."""
     res = runtime.resources()
-    n = res.publish(res.lost_items(res.settings.export.requeue_after_s))
-    if n:
-        log.warning("re-enqueued %d lost items", n)
-    return n
+    return recovery.sweep(res.celery, res.engine, res.limiter, res.settings, res.broker_redis).published

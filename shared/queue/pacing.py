@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import col
 
-from shared.harvest.limiter import RateGate, RedisRateLimiter
+from shared.harvest.breaker import CircuitBreaker
+from shared.harvest.limiter import RateGate, RedisRateLimiter, Released
 from shared.queue import names
 from shared.queue.messages import ExportItemMessage
 from shared.queue.publishing import publish
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 log = logging.getLogger("ghexport.pacer")
+
+RELEASE_AT_ONCE = 100
+"""Most items one credential releases per pacer tick."""
 
 
 def core_cost(profile: Mapping[str, object]) -> int:
@@ -67,7 +71,7 @@ def park(limiter: RedisRateLimiter, engine: Engine, item_ids: Sequence[int], *, 
         for (client_id, has_record), items in groups.items():
             limiter.park_many(client_id, items, enrichment=has_record)
         parked += len(rows)
-        repo.mark_enqueued(engine, [r[0] for r in rows])
+        repo.mark_published(engine, [r[0] for r in rows])
     return parked
 
 
@@ -86,13 +90,35 @@ def not_parked(limiter: RateGate, item_ids: Sequence[int]) -> list[int]:
     return [i for i in item_ids if i not in waiting]
 
 
-def release_due(app: Celery, engine: Engine, limiter: RedisRateLimiter) -> int:
-    """Publish every parked item whose credential has budget now, with its reserved cost as credit."""
+def release_due(app: Celery, engine: Engine, limiter: RedisRateLimiter, breaker: CircuitBreaker | None = None) -> int:
+    """Publish every parked item whose credential has budget now, with its reserved cost as credit.
+
+    A credential whose circuit is open (Greenhouse failing) releases nothing; once its pause is over, one
+    item at a time, whose first request is the probe, until the circuit closes again.
+    """
     sent: list[int] = []
-    for key in limiter.parked_keys():
-        released = limiter.release(key)
-        if not released:
-            continue
+    try:
+        for key in limiter.parked_keys():
+            most = RELEASE_AT_ONCE
+            if breaker is not None:
+                if breaker.blocked(key):
+                    continue
+                if breaker.state(key).state != "closed":
+                    most = 1
+            released = limiter.release(key, most)
+            if released:
+                sent += _send_released(app, limiter, key, released)
+    finally:
+        if sent:
+            repo.mark_released(engine, sent)
+    return len(sent)
+
+
+def _send_released(app: Celery, limiter: RedisRateLimiter, key: str, released: Sequence[Released]) -> list[int]:
+    """Send the released items' messages; when the broker refuses, park the unsent ones again (nothing
+    is lost between the credential's queue and the broker) and raise."""
+    sent: list[int] = []
+    try:
         with app.producer_or_acquire() as producer:
             for r in released:
                 app.send_task(
@@ -102,18 +128,27 @@ def release_due(app: Celery, engine: Engine, limiter: RedisRateLimiter) -> int:
                     producer=producer,
                 )
                 sent.append(r.item_id)
-    if sent:
-        repo.mark_enqueued(engine, sent)
-    return len(sent)
+    except Exception:
+        limiter.park_many(key, [(r.item_id, r.cost) for r in released[len(sent) :]])
+        raise
+    return sent
 
 
 class Pacer:
     """A daemon thread that calls :func:`release_due` every ``interval_s`` until :meth:`stop`."""
 
-    def __init__(self, app: Celery, engine: Engine, limiter: RedisRateLimiter, interval_s: float) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        engine: Engine,
+        limiter: RedisRateLimiter,
+        interval_s: float,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.app = app
         self.engine = engine
         self.limiter = limiter
+        self.breaker = breaker
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ghexport-pacer", daemon=True)
@@ -130,7 +165,7 @@ class Pacer:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                release_due(self.app, self.engine, self.limiter)
+                release_due(self.app, self.engine, self.limiter, self.breaker)
             except Exception as exc:  # Redis, the broker or the store away: say so once, keep trying
                 if not self._failing:
                     log.warning("pacer cannot release parked items (%s); retrying", type(exc).__name__)

@@ -20,7 +20,7 @@ def publish(app: Celery, engine: Engine, item_ids: Sequence[int], *, chunk: int 
     """Send one export task per item on a single broker connection; returns how many were sent.
 
     ``app`` is a sending-side Celery app (it sends by task name and imports no task code); each chunk of
-    ``chunk`` items is stamped ``enqueued_at`` in the store once its messages left.
+    ``chunk`` items is stamped in the store (``enqueued_at``, one more publication) once its messages left.
     """
     if not item_ids:
         return 0
@@ -33,5 +33,5 @@ def publish(app: Celery, engine: Engine, item_ids: Sequence[int], *, chunk: int 
                     queue=names.EXPORT_QUEUE,
                     producer=producer,
                 )
-            repo.mark_enqueued(engine, part)
+            repo.mark_published(engine, part)
     return len(item_ids)

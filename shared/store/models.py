@@ -123,6 +123,8 @@ class Item(SQLModel, table=True):
         UniqueConstraint("batch_id", "profile_id", name="uq_items_batch_profile"),
         Index("ix_items_connection_profile", "connection_id", "profile_id"),
         Index("ix_items_status", "status"),
+        Index("ix_items_connection_visible", "connection_id", "visible_at"),
+        Index("ix_items_create_sent_at", "create_sent_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -149,8 +151,29 @@ class Item(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     enqueued_at: datetime | None = None
+    """When the item last went to the broker (published, or released by its credential's pacer)."""
+    due_at: datetime | None = None
+    """When the item's message should run: its publication, or the end of the countdown of its retry.
+    Recovery publishes again only an item overdue by ``requeue_after_s`` while no broker queue holds work."""
+    publications: int = 0
+    """Times the item was handed to the queue by the producer, an operator retry or recovery (a pacer's
+    release and the item's own retries are not counted): 1 unless recovery found it lost."""
     exported_at: datetime | None = None
     synced_at: datetime | None = None
+    visible_at: datetime | None = None
+    """When Greenhouse was first seen showing the record this item created (the read-back delay since
+    ``create_sent_at`` is measured per connection: it sizes the wait for an unknown create outcome)."""
+
+
+class Marker(SQLModel, table=True):
+    """A named value the cluster keeps in the store, e.g. the epoch of the broker's Redis: when Redis comes
+    back without it, Redis lost its data (and every message queued in it)."""
+
+    __tablename__ = "markers"
+
+    name: str = Field(primary_key=True, max_length=100)
+    value: str = Field(max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Person(SQLModel, table=True):

@@ -109,8 +109,11 @@ class ItemRecord(_Record):
     created_at: datetime
     updated_at: datetime
     enqueued_at: datetime | None
+    due_at: datetime | None
+    publications: int
     exported_at: datetime | None
     synced_at: datetime | None
+    visible_at: datetime | None
 
     @classmethod
     def from_row(cls, row: Item) -> ItemRecord:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from shared.errors import LeaseLostError
-from shared.store.models import DONE_STATUSES, Batch, Item, ItemStatus, Person, utcnow
+from shared.store.models import DONE_STATUSES, Batch, Item, ItemStatus, Marker, Person, aware, utcnow
 from shared.store.progress import ItemProgress
 from shared.store.records import BatchRecord, ItemRecord
 
@@ -115,12 +115,25 @@ def _new_item_row(
     }
 
 
-def mark_enqueued(engine: Engine, item_ids: Sequence[int], when: datetime | None = None) -> None:
-    """Record that the items' messages were handed to the broker."""
+def mark_published(engine: Engine, item_ids: Sequence[int], when: datetime | None = None) -> None:
+    """Record that the items were handed to the queue (broker, or their credential's pacer) by the producer,
+    an operator retry or recovery: ``enqueued_at`` and ``due_at`` now, one more publication."""
     when = when or utcnow()
     with engine.begin() as conn:
         for part in chunks(item_ids):
-            conn.execute(sa.update(Item).where(col(Item.id).in_(part)).values(enqueued_at=when))
+            conn.execute(
+                sa.update(Item)
+                .where(col(Item.id).in_(part))
+                .values(enqueued_at=when, due_at=when, publications=col(Item.publications) + 1)
+            )
+
+
+def mark_released(engine: Engine, item_ids: Sequence[int], when: datetime | None = None) -> None:
+    """Record that a pacer sent the items' messages to the broker (their turn came; not a publication)."""
+    when = when or utcnow()
+    with engine.begin() as conn:
+        for part in chunks(item_ids):
+            conn.execute(sa.update(Item).where(col(Item.id).in_(part)).values(enqueued_at=when, due_at=when))
 
 
 def get_item(engine: Engine, item_id: int) -> ItemRecord | None:
@@ -137,22 +150,22 @@ def get_batch(engine: Engine, batch_id: str) -> BatchRecord | None:
         return BatchRecord.from_row(row) if row is not None else None
 
 
-def claim_item(engine: Engine, item_id: int, owner: str, lease_s: float) -> ItemRecord | None:
+def claim_item(
+    engine: Engine, item_id: int, owner: str, lease_s: float, *, reclaim_own: bool = False
+) -> ItemRecord | None:
     """Take the item for ``owner``: ``queued`` (or ``sending`` whose lease ran out) -> ``sending``.
 
     Returns the claimed item, or None when it is done, failed, skipped or held by a live lease: a
-    redelivered message for such an item does nothing.
+    redelivered message for such an item does nothing. ``reclaim_own``: also take it back from ``owner``
+    itself (the caller knows no run of this process works on it: an earlier run lost the store mid-way).
     """
     now = utcnow()
+    held = sa.and_(col(Item.status) == ItemStatus.SENDING, col(Item.lease_until) < now)
+    if reclaim_own:
+        held = sa.or_(held, sa.and_(col(Item.status) == ItemStatus.SENDING, col(Item.owner) == owner))
     stmt = (
         sa.update(Item)
-        .where(
-            col(Item.id) == item_id,
-            sa.or_(
-                col(Item.status) == ItemStatus.QUEUED,
-                sa.and_(col(Item.status) == ItemStatus.SENDING, col(Item.lease_until) < now),
-            ),
-        )
+        .where(col(Item.id) == item_id, sa.or_(col(Item.status) == ItemStatus.QUEUED, held))
         .values(
             status=ItemStatus.SENDING,
             owner=owner,
@@ -196,12 +209,31 @@ def finish_item(engine: Engine, item_id: int, owner: str, status: ItemStatus, **
     update_item(engine, item_id, owner, status=status, owner=None, lease_until=None, **values)
 
 
-def release_item(engine: Engine, item_id: int, owner: str, *, counts: bool = True, **values: Any) -> None:
-    """Give the item back (``queued``) for a later attempt; ``counts=False`` refunds the attempt
-    (waiting for a rate limit or for Greenhouse to show a record is not a failed attempt)."""
+def release_item(
+    engine: Engine, item_id: int, owner: str, *, counts: bool = True, countdown_s: float = 0.0, **values: Any
+) -> None:
+    """Give the item back (``queued``) for a later attempt, due in ``countdown_s``; ``counts=False`` refunds
+    the attempt (waiting for a rate limit or for Greenhouse to show a record is not a failed attempt)."""
     if not counts:
         values["attempts"] = Item.attempts - 1
+    values["due_at"] = utcnow() + timedelta(seconds=max(0.0, countdown_s))
     update_item(engine, item_id, owner, status=ItemStatus.QUEUED, owner=None, lease_until=None, **values)
+
+
+def renew_leases(engine: Engine, owner: str, item_ids: Sequence[int], lease_s: float) -> int:
+    """Extend the lease of the items ``owner`` is working on (its heartbeat); returns how many it holds."""
+    if not item_ids:
+        return 0
+    until = utcnow() + timedelta(seconds=lease_s)
+    n = 0
+    with engine.begin() as conn:
+        for part in chunks(item_ids):
+            n += conn.execute(
+                sa.update(Item)
+                .where(col(Item.id).in_(part), col(Item.owner) == owner, col(Item.status) == ItemStatus.SENDING)
+                .values(lease_until=until)
+            ).rowcount
+    return n
 
 
 # --- status and operator actions -----------------------------------------------------------------
@@ -225,33 +257,170 @@ def requeue_failed(engine: Engine, batch_id: str | None = None) -> list[int]:
             conn.execute(
                 sa.update(Item)
                 .where(col(Item.id).in_(part), col(Item.status) == ItemStatus.FAILED)
-                .values(status=ItemStatus.QUEUED, attempts=0, enqueued_at=None, updated_at=utcnow())
+                .values(status=ItemStatus.QUEUED, attempts=0, enqueued_at=None, due_at=None, updated_at=utcnow())
             )
     return ids
 
 
-def lost_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list[int]:
-    """Items the broker may have lost: ``queued`` and never published or published long ago, or
-    ``sending`` with an expired lease."""
+# --- recovery ------------------------------------------------------------------------------------------
+
+
+def expired_leases(engine: Engine, limit: int = 10_000) -> list[int]:
+    """Items ``sending`` whose lease expired: their worker died (or froze) mid-task."""
+    with engine.connect() as conn:
+        ids = conn.scalars(
+            sa.select(col(Item.id))
+            .where(col(Item.status) == ItemStatus.SENDING, col(Item.lease_until) < utcnow())
+            .order_by(col(Item.id))
+            .limit(limit)
+        )
+        return _stored_ids(ids)
+
+
+def unpublished_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list[int]:
+    """Items ``queued`` for ``older_than_s`` and never handed to the queue (the producer stopped, or the
+    broker refused, between the batch's commit and its publication)."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     with engine.connect() as conn:
         ids = conn.scalars(
             sa.select(col(Item.id))
             .where(
-                sa.or_(
-                    sa.and_(
-                        col(Item.status) == ItemStatus.QUEUED,
-                        sa.or_(col(Item.enqueued_at).is_(None), col(Item.enqueued_at) < cutoff),
-                        col(Item.updated_at) < cutoff,
-                    ),
-                    # a worker died (or lost its database) mid-task and its message was acked
-                    sa.and_(col(Item.status) == ItemStatus.SENDING, col(Item.lease_until) < utcnow()),
-                )
+                col(Item.status) == ItemStatus.QUEUED,
+                col(Item.enqueued_at).is_(None),
+                col(Item.updated_at) < cutoff,
             )
             .order_by(col(Item.id))
             .limit(limit)
         )
         return _stored_ids(ids)
+
+
+def overdue_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list[int]:
+    """Items ``queued`` whose message was due more than ``older_than_s`` ago (whether it still waits in a
+    queue is for the caller to tell)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with engine.connect() as conn:
+        ids = conn.scalars(
+            sa.select(col(Item.id))
+            .where(
+                col(Item.status) == ItemStatus.QUEUED,
+                col(Item.enqueued_at).is_not(None),
+                sa.func.coalesce(col(Item.due_at), col(Item.enqueued_at)) < cutoff,
+                col(Item.updated_at) < cutoff,
+            )
+            .order_by(col(Item.id))
+            .limit(limit)
+        )
+        return _stored_ids(ids)
+
+
+def queued_before(engine: Engine, when: datetime, limit: int = 100_000) -> list[int]:
+    """Items ``queued`` and handed to the queue before ``when`` (their messages were in the broker then)."""
+    with engine.connect() as conn:
+        ids = conn.scalars(
+            sa.select(col(Item.id))
+            .where(col(Item.status) == ItemStatus.QUEUED, col(Item.enqueued_at) < when)
+            .order_by(col(Item.id))
+            .limit(limit)
+        )
+        return _stored_ids(ids)
+
+
+def get_marker(engine: Engine, name: str) -> str | None:
+    """The value of the marker ``name``, or None."""
+    with engine.connect() as conn:
+        value = conn.scalar(sa.select(col(Marker.value)).where(col(Marker.name) == name))
+        return str(value) if value is not None else None
+
+
+def set_marker_if(engine: Engine, name: str, value: str, *, expected: str | None) -> bool:
+    """Set the marker ``name`` to ``value`` if it still holds ``expected`` (None: if it does not exist);
+    True when this call changed it (compare and set: of two callers, one wins)."""
+    with engine.begin() as conn:
+        if expected is None:
+            exists = conn.scalar(sa.select(sa.func.count()).where(col(Marker.name) == name))
+            if exists:
+                return False
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.insert(Marker).values(name=name, value=value, updated_at=utcnow()))
+            except sa.exc.IntegrityError:
+                return False
+            return True
+        updated = conn.execute(
+            sa.update(Marker)
+            .where(col(Marker.name) == name, col(Marker.value) == expected)
+            .values(value=value, updated_at=utcnow())
+        ).rowcount
+        return bool(updated == 1)
+
+
+# --- read-back delays ----------------------------------------------------------------------------------
+
+
+def unconfirmed_creates(engine: Engine, connection_id: int, since: datetime, limit: int = 50) -> list[tuple[int, int]]:
+    """``(item id, Greenhouse candidate id)`` of records items of the connection created since ``since``
+    that nobody has seen readable yet, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(col(Item.id), col(Item.greenhouse_candidate_id))
+            .where(
+                col(Item.connection_id) == connection_id,
+                col(Item.create_sent_at) >= since,
+                col(Item.greenhouse_candidate_id).is_not(None),
+                col(Item.visible_at).is_(None),
+                col(Item.linked_existing).is_(False),
+            )
+            .order_by(col(Item.create_sent_at))
+            .limit(limit)
+        ).all()
+    return [(int(i), int(c)) for i, c in rows if i is not None and c is not None]
+
+
+def recent_creators(engine: Engine, since: datetime) -> list[int]:
+    """Connections whose items created records since ``since`` still unseen at Greenhouse."""
+    with engine.connect() as conn:
+        ids = conn.scalars(
+            sa.select(col(Item.connection_id))
+            .where(
+                col(Item.create_sent_at) >= since,
+                col(Item.greenhouse_candidate_id).is_not(None),
+                col(Item.visible_at).is_(None),
+                col(Item.linked_existing).is_(False),
+            )
+            .distinct()
+        )
+        return sorted(int(i) for i in ids)
+
+
+def mark_visible(engine: Engine, item_ids: Sequence[int], when: datetime | None = None) -> None:
+    """Record that Greenhouse shows the records these items created (first seen at ``when``)."""
+    when = when or utcnow()
+    with engine.begin() as conn:
+        for part in chunks(item_ids):
+            conn.execute(
+                sa.update(Item).where(col(Item.id).in_(part), col(Item.visible_at).is_(None)).values(visible_at=when)
+            )
+
+
+def readback_delays(engine: Engine, connection_id: int, since: datetime, limit: int = 20) -> list[float]:
+    """Seconds from send to first seen readable, for the connection's most recent measured creates."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(col(Item.create_sent_at), col(Item.visible_at))
+            .where(
+                col(Item.connection_id) == connection_id,
+                col(Item.visible_at) >= since,
+                col(Item.create_sent_at).is_not(None),
+            )
+            .order_by(col(Item.visible_at).desc())
+            .limit(limit)
+        ).all()
+    return [
+        max(0.0, (aware(seen) - aware(sent)).total_seconds())
+        for sent, seen in rows
+        if sent is not None and seen is not None
+    ]
 
 
 def _stored_ids(ids: Iterable[int | None]) -> list[int]:

@@ -25,7 +25,8 @@ from workers.export import ExportDeps, export_item
 from workers.outcome import Outcome
 
 SANDBOX_T0 = 1_800_000_000.0
-WORKER_T0 = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
+WORKER_T0 = datetime.fromtimestamp(SANDBOX_T0, tz=UTC)
+"""The worker's clock starts where the sandbox's does: creation times compare across them."""
 
 
 class Clock:
@@ -138,7 +139,8 @@ def make_env(database_url: str, *, sandbox_config: dict[str, Any] | None = None,
     config = {"rate_limit": 10_000, **(sandbox_config or {})}
     sandbox = Sandbox(SandboxConfig(**config), clock=clock.now, sleep=lambda _s: None)
     settings = make_settings(database_url, **export)
-    res = Resources(settings, http_transport=sandbox.transport(), redis_client=fakeredis.FakeRedis())
+    # a worker's resources: waits go back to the queue, never slept through
+    res = Resources(settings, http_transport=sandbox.transport(), redis_client=fakeredis.FakeRedis(), patient=False)
     http = res.http
     conn = connect(
         settings,

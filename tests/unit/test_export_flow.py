@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -311,17 +312,73 @@ def test_existing_email_with_create_policy_makes_a_new_record(env: Env) -> None:
 # --- unknown outcome without an email -----------------------------------------------------------------
 
 
-def test_lost_create_of_a_profile_without_email_fails_for_a_human_to_check(env: Env) -> None:
+def test_lost_create_of_a_profile_without_email_is_found_by_name_and_details(env: Env) -> None:
     (item_id,) = env.batch([profile(emails=[])]).to_enqueue
     env.sandbox.inject_fault("drop_after", method="POST", path="/v3/candidates")
 
     assert isinstance(env.export(item_id), RetryLater)
+    assert env.export(item_id) == EXPORTED  # listed among the records created around the send
+
+    cand = only(env)  # the one that landed; never a second
+    item = env.item(item_id)
+    assert item.greenhouse_candidate_id == cand["id"] and item.visible_at is not None
+
+
+def test_two_records_matching_a_lost_create_equally_go_to_a_human_with_both_ids(env: Env) -> None:
+    twins = env.batch([profile("p-a", emails=[]), profile("p-b", emails=[])]).to_enqueue
+    assert [env.export(i) for i in twins] == [EXPORTED, EXPORTED]
+    (item_id,) = env.batch([profile("p-c", emails=[])]).to_enqueue
+    env.sandbox.inject_fault("drop_before", method="POST", path="/v3/candidates")
+
+    assert isinstance(env.export(item_id), RetryLater)
     assert env.export(item_id) == FAILED
 
-    item = repo.get_item(env.engine, item_id)
-    assert item is not None and item.error_cause == "outcome_unknown"
-    assert "check Greenhouse" in (item.error or "")
-    assert len(env.candidates()) == 1  # the one that landed; never a second
+    item = env.item(item_id)
+    ids = sorted(c["id"] for c in env.candidates())
+    assert item.error_cause == "ambiguous_match" and len(ids) == 2
+    assert all(str(i) in (item.error or "") for i in ids)
+
+
+def measured_readback(env: Env, delay_s: float) -> None:
+    """Record that Greenhouse needed ``delay_s`` to show a record another item of the connection created."""
+    (other,) = env.batch([profile("p-measured")]).to_enqueue
+    sent = env.clock.dt() - timedelta(seconds=delay_s + 60)
+    with env.engine.begin() as conn:
+        conn.execute(
+            sa.update(Item)
+            .where(col(Item.id) == other)
+            .values(create_sent_at=sent, greenhouse_candidate_id=1, visible_at=sent + timedelta(seconds=delay_s))
+        )
+
+
+def test_an_unknown_create_is_looked_for_a_few_times_the_measured_readback_delay(
+    new_env: Callable[..., Env],
+) -> None:
+    env = new_env(reconcile_floor_s=5.0)
+    measured_readback(env, 10.0)
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault("error_before", method="POST", path="/v3/candidates")  # nothing landed
+
+    assert isinstance(env.export(item_id), RetryLater)
+    waiting = env.export(item_id)
+    assert isinstance(waiting, RetryLater)
+    assert "3 x the 10 s Greenhouse needed lately" in (env.item(item_id).error or "")
+    env.clock.advance(25)
+    assert isinstance(env.export(item_id), RetryLater)  # still inside 3 x 10 s
+    assert env.candidates() == []
+
+    env.clock.advance(10)
+    assert env.export(item_id) == EXPORTED  # not four hours
+    only(env)
+    assert any("created again" in w for w in env.item(item_id).warnings)
+
+
+def test_with_nothing_measured_an_unknown_create_waits_the_whole_sync_window(env: Env) -> None:
+    (item_id,) = env.batch([profile()]).to_enqueue
+    env.sandbox.inject_fault("error_before", method="POST", path="/v3/candidates")
+    assert isinstance(env.export(item_id), RetryLater)
+    assert isinstance(env.export(item_id), RetryLater)
+    assert "no read-back delay measured" in (env.item(item_id).error or "")
 
 
 def test_lost_create_with_a_dummy_email_is_adopted_by_that_email(env: Env) -> None:

@@ -1,0 +1,105 @@
+"""The cluster duties every ``ghexport worker`` takes part in, from its main process: no flag to remember.
+
+- **Recovery** (:mod:`shared.queue.recovery`): every ``recovery_interval_s`` each worker asks for the turn;
+  one worker of the cluster gets it per interval (a lock in Redis) and publishes again what the broker lost.
+- **Read-back delays**: in the same turn, records our items created and nobody has seen yet are read back,
+  fifty per request, per connection; the first time Greenhouse shows one is stored on its item
+  (``visible_at``). How long Greenhouse needed lately sizes the wait for a create whose answer was lost
+  (:mod:`workers.export`). It costs one request per connection per turn, only while new records are unseen.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from shared.connections.service import load_connection
+from shared.errors import ConnectionNotFoundError, HarvestError
+from shared.queue import recovery
+from shared.store import repo
+from shared.store.models import utcnow
+
+if TYPE_CHECKING:
+    import redis
+
+    from shared.resources import Resources
+
+log = logging.getLogger("ghexport.recovery")
+
+READBACK_HORIZON = timedelta(hours=1)
+"""Records created longer ago and still unseen are left to the sync confirmation."""
+
+
+def probe_readback(res: Resources) -> int:
+    """Read back the records created lately and not seen yet; returns how many were seen now."""
+    engine, since = res.engine, utcnow() - READBACK_HORIZON
+    seen_now = 0
+    for connection_id in repo.recent_creators(engine, since):
+        try:
+            conn = load_connection(engine, connection_id)
+        except ConnectionNotFoundError:
+            continue
+        pending = repo.unconfirmed_creates(engine, connection_id, since)
+        if not pending:
+            continue
+        try:
+            shown = {c.id for c in res.harvest_for(conn).get_candidates([cid for _, cid in pending])}
+        except HarvestError as exc:  # no budget to spare, or Greenhouse failing: next turn
+            log.debug("read-back of connection %s skipped: %s", conn.name, exc)
+            continue
+        items = [item_id for item_id, cid in pending if cid in shown]
+        repo.mark_visible(engine, items)
+        seen_now += len(items)
+    return seen_now
+
+
+class Maintenance:
+    """A daemon thread running :meth:`turn` about every ``recovery_interval_s``, until :meth:`stop`."""
+
+    def __init__(self, res: Resources, owner: str, broker: redis.Redis | None) -> None:
+        self.res = res
+        self.owner = owner
+        self.broker = broker
+        self.interval_s = res.settings.export.recovery_interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ghexport-maintenance", daemon=True)
+        self._failing: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def turn(self) -> recovery.SweepReport | None:
+        """Sweep and read back if it is this worker's turn; None when another worker has it."""
+        res = self.res
+        if not recovery.take_turn(res.redis, self.owner, self.interval_s):
+            return None
+        report = recovery.sweep(res.celery, res.engine, res.limiter, res.settings, self.broker)
+        probe_readback(res)
+        return report
+
+    def _run(self) -> None:
+        # a random first delay, so the workers of a cluster started together do not all ask at once
+        wait = random.uniform(0.1, 1.0) * min(self.interval_s, 5.0)
+        while not self._stop.wait(wait):
+            wait = self.interval_s * random.uniform(0.9, 1.1)
+            try:
+                self.turn()
+            except Exception as exc:  # Redis, the broker or the store away: say so once, keep trying
+                kind = type(exc).__name__
+                if self._failing != kind:
+                    log.warning(
+                        "recovery cannot run (%s: %s); retrying", kind, str(exc).splitlines()[0] if str(exc) else ""
+                    )
+                self._failing = kind
+            else:
+                if self._failing is not None:
+                    log.warning("recovery runs again")
+                self._failing = None
