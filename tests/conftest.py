@@ -18,6 +18,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+# Fixtures private_redis / private_postgres: a Redis and a PostgreSQL of a test's own, to kill and restart.
+pytest_plugins = ["tests.integration.private_services"]
+
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 SETTINGS_ENV_PREFIX = "GHX_"
 

@@ -1,5 +1,5 @@
-"""The periodic recovery fired by the scheduler: ``ghexport worker --beat`` re-enqueues items the broker
-lost, with nobody calling ``recover`` by hand. Real Redis (its own database), real PostgreSQL, the Harvest
+"""Recovery with no scheduler and no flag: a plain ``ghexport worker`` publishes again items whose messages
+were deleted from Redis and items never published, with nobody calling ``recover`` by hand. Real Redis (its own database), real PostgreSQL, the Harvest
 sandbox over HTTP, the console script as operators run it."""
 
 from __future__ import annotations
@@ -24,18 +24,17 @@ GHEXPORT = str(Path(sys.executable).with_name("ghexport"))
 BROKER_DB = 12
 """This file's Redis database (test_export_e2e.py uses 9, test_worker_outcomes.py 11): flushed before and after."""
 REQUEUE_AFTER_S = 3.0
-"""Items queued this long are lost; the beat schedule runs the recovery every third of it (workers/app.py)."""
+"""Grace before an item never published, or overdue with no queue holding it, is published again."""
 
 
-def test_beat_recovers_items_the_broker_lost(
+def test_workers_recover_items_the_broker_lost_without_beat(
     redis_url: str, postgres_schema_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db_url, broker = broker_db(redis_url, BROKER_DB)
     sandbox = Sandbox(SandboxConfig(rate_limit=10_000, window_s=10.0))
     with SandboxServer(sandbox) as server:
-        # embedded_dir: where `ghexport worker --beat` keeps the beat schedule
-        settings = worker_settings(db_url, postgres_schema_url, server, embedded_dir=tmp_path / "state",
-                                   export={"requeue_after_s": REQUEUE_AFTER_S})  # fmt: skip
+        settings = worker_settings(db_url, postgres_schema_url, server,
+                                   export={"requeue_after_s": REQUEUE_AFTER_S, "recovery_interval_s": 1.0})  # fmt: skip
         res = Resources(settings)
         connect_sandbox(res, "r")
         target = api.ExportTarget.job(seed.OPEN_JOB_ID)
@@ -60,7 +59,7 @@ def test_beat_recovers_items_the_broker_lost(
         assert [api.batch_status(res, b)["counts"] for b in batches] == [{"queued": 3}, {"queued": 3}]
         assert sum(int(broker.llen(k)) for k in broker.scan_iter(f"{names.EXPORT_QUEUE}*")) == 0
 
-        command = [GHEXPORT, "worker", "--beat", "--concurrency", "1", "--loglevel", "INFO"]
+        command = [GHEXPORT, "worker", "--concurrency", "1", "--loglevel", "INFO"]
         with running(command, settings, tmp_path) as (worker, log):
             deadline = time.monotonic() + 40
             while not all(api.batch_status(res, b)["done"] for b in batches):
@@ -72,7 +71,8 @@ def test_beat_recovers_items_the_broker_lost(
                 time.sleep(0.25)
 
         assert [api.batch_status(res, b)["counts"] for b in batches] == [{"exported": 3}, {"exported": 3}]
-        assert repo.lost_items(res.engine, 0) == []
+        assert repo.expired_leases(res.engine) == [] and repo.unpublished_items(res.engine, 0) == []
+        assert [it.publications for b in batches for it in repo.batch_items(res.engine, b)] == [2, 2, 2, 1, 1, 1]
         emails = [e["value"] for c in sandbox.state_snapshot()["candidates"] for e in c["email_addresses"]]
         assert all(emails.count(p.emails[0]) == 1 for p in profiles), emails  # each exactly once
         res.close()
