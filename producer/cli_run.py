@@ -114,7 +114,10 @@ def worker(
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     beat: Annotated[
-        bool, typer.Option(help="Also run the periodic recovery of lost items (one worker of the cluster).")
+        bool,
+        typer.Option(
+            help="Also run Celery beat for periodic tasks of your own (recovery needs no flag: every worker does it)."
+        ),
     ] = False,
 ) -> None:
     """Run a Celery worker for this app in the foreground."""

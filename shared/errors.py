@@ -102,13 +102,13 @@ class BrokerUnavailableError(UnavailableError):
 
 class PublishFailedError(BrokerUnavailableError):
     """The batch is recorded but its tasks could not all be handed to the broker. Nothing is lost: the
-    unpublished items stay ``queued`` and ``ghexport recover`` (or the periodic recovery) sends them."""
+    unpublished items stay ``queued`` and the workers' recovery sends them (``ghexport recover``: now)."""
 
     def __init__(self, batch_id: str, reason: str) -> None:
         UnavailableError.__init__(
             self,
-            f"batch {batch_id} is recorded, but its tasks could not be published ({reason}); they are sent by "
-            "`ghexport recover` (or a worker started with --beat) once the broker is reachable",
+            f"batch {batch_id} is recorded, but its tasks could not be published ({reason}); the workers send "
+            "them once the broker is reachable (or run `ghexport recover`)",
         )
         self.reason = reason
         self.batch_id = batch_id

@@ -335,10 +335,11 @@ class HarvestTransport:
                 sleep=self._sleep,
             )
         h = self.settings.harvest
+        as_method = "GET" if safe else method  # a call that creates nothing is retried like a read
 
         def retry(exc: BaseException) -> bool:
             mint_failed = isinstance(exc, QUICK_RETRY_ERRORS) and exc.method is None
-            return should_retry_quickly(exc, method) or mint_failed
+            return should_retry_quickly(exc, as_method) or mint_failed
 
         return Retrying(
             stop=stop_after_attempt(max(0, h.quick_retries) + 1),

@@ -1,6 +1,6 @@
 """Recovery with no scheduler and no flag: a plain ``ghexport worker`` publishes again items whose messages
-were deleted from Redis and items never published, with nobody calling ``recover`` by hand. Real Redis (its own database), real PostgreSQL, the Harvest
-sandbox over HTTP, the console script as operators run it."""
+were deleted from Redis and items never published, with nobody calling ``recover`` by hand. Real Redis (its
+own database), real PostgreSQL, the Harvest sandbox over HTTP, the console script as operators run it."""
 
 from __future__ import annotations
 

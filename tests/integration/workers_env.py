@@ -59,7 +59,7 @@ def connect_sandbox(res: Resources, name: str) -> None:
     """Register the sandbox's seeded credential as connection ``name`` (migrating the store first)."""
     connections.connect(
         res.settings, res.engine, name=name, client_id=seed.CLIENT_ID, client_secret=SecretStr(seed.CLIENT_SECRET),
-        user_email=seed.RECRUITER_EMAIL, http_client=res.http,
+        user_email=seed.RECRUITER_EMAIL, **res.harvest_options(),
     )  # fmt: skip
 
 
