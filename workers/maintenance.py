@@ -81,7 +81,7 @@ class Maintenance:
         res = self.res
         if not recovery.take_turn(res.redis, self.owner, self.interval_s):
             return None
-        report = recovery.sweep(res.celery, res.engine, res.limiter, res.settings, self.broker)
+        report = recovery.sweep(res.celery, res.engine, res.limiter, res.settings, self.broker, res.redis)
         probe_readback(res)
         return report
 

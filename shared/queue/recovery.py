@@ -14,8 +14,9 @@ again exactly the items whose message is gone:
   publication;
 - **overdue with nothing queued**: an item whose message should have run ``requeue_after_s`` ago while the
   broker's export queue is empty and its credential's pacer does not hold it (a message a dead worker had
-  reserved for a later retry). Items waiting their turn in a long batch are never touched: they are parked
-  in their credential's queue, or the broker's queue is not empty.
+  reserved for a later retry), at two turns in a row: a message a live worker has just taken from the
+  queue is claimed long before the next turn. Items waiting their turn in a long batch are never touched:
+  they are parked in their credential's queue, or the broker's queue is not empty.
 
 Each publication is counted on the item (``publications``, shown by ``ghexport status --json``).
 """
@@ -51,6 +52,8 @@ EPOCH_MARKER = "broker_epoch"
 """In the store (``markers``): the epoch the cluster last saw in the broker's Redis."""
 LOCK_KEY = "ghx:recovery:turn"
 """In the limiter's Redis: held by the worker whose turn it is to sweep (expires before the next turn)."""
+SUSPECTS_KEY = "ghx:recovery:overdue"
+"""In the limiter's Redis: the items the last turn found overdue with nothing queued (confirmed next turn)."""
 
 
 @dataclass
@@ -120,8 +123,13 @@ def sweep(
     limiter: RateGate,
     settings: Settings,
     broker: redis.Redis | None,
+    memory: redis.Redis | None = None,
 ) -> SweepReport:
-    """Find the items whose message is gone and publish them again (see the module docstring)."""
+    """Find the items whose message is gone and publish them again (see the module docstring).
+
+    ``memory``: where turns remember the overdue items they suspect, so only those overdue at two turns in a
+    row are published again; None (an operator's ``recover``): at once.
+    """
     report = SweepReport()
     started = utcnow()
     grace = settings.export.requeue_after_s
@@ -135,8 +143,9 @@ def sweep(
     report.expired = repo.expired_leases(engine)
     report.unpublished = repo.unpublished_items(engine, grace)
     overdue = not_parked(limiter, repo.overdue_items(engine, grace))
-    if overdue and broker_backlog(app) == 0:
-        report.overdue = overdue
+    if overdue and broker_backlog(app) > 0:
+        overdue = []  # a queue holds work: they may be waiting in it
+    report.overdue = overdue if memory is None else _confirmed(memory, overdue, settings.export.recovery_interval_s)
     ids = _unique(report.after_loss, report.expired, report.unpublished, report.overdue)
     report.published = enqueue(app, engine, limiter, ids, chunk=settings.export.publish_chunk) if ids else 0
     if report.published:
@@ -147,6 +156,18 @@ def sweep(
 def take_turn(lock: redis.Redis, owner: str, interval_s: float) -> bool:
     """True when it is this worker's turn to sweep: one sweep per interval across the cluster."""
     return bool(lock.set(LOCK_KEY, owner, nx=True, px=max(1, int(interval_s * 900))))
+
+
+def _confirmed(memory: redis.Redis, suspects: list[int], interval_s: float) -> list[int]:
+    """The ``suspects`` the previous turn suspected too; remembers this turn's for the next."""
+    previous = {int(m) for m in memory.smembers(SUSPECTS_KEY)}
+    pipe = memory.pipeline()
+    pipe.delete(SUSPECTS_KEY)
+    if suspects:
+        pipe.sadd(SUSPECTS_KEY, *suspects)
+        pipe.pexpire(SUSPECTS_KEY, max(1, int(interval_s * 10_000)))
+    pipe.execute()
+    return [i for i in suspects if i in previous]
 
 
 def _unique(*groups: Sequence[int]) -> list[int]:

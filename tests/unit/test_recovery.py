@@ -162,6 +162,23 @@ def test_an_overdue_item_no_queue_holds_is_published_again(env: Env, broker: fak
     assert publications(env, ids) == [2, 2]
 
 
+def test_workers_publish_an_overdue_item_only_when_two_turns_in_a_row_found_it(
+    env: Env, broker: fakeredis.FakeRedis
+) -> None:
+    memory = fakeredis.FakeRedis()
+    ids = published_batch(env, 2)
+    drain(env)  # both messages gone from the queue: one a live worker just took, one a dead worker held
+    backdate(env, ids, GRACE_S + 1, enq="enqueued_at", due="due_at")
+
+    def turn() -> list[int]:
+        return recovery.sweep(env.res.celery, env.engine, env.res.limiter, env.settings, broker, memory).overdue
+
+    assert turn() == []  # suspected only
+    assert repo.claim_item(env.engine, ids[0], "live:1", 60) is not None  # the live worker claims its message
+    assert turn() == ids[1:]
+    assert publications(env, ids) == [1, 2]
+
+
 def test_a_retry_due_later_is_not_overdue(env: Env, broker: fakeredis.FakeRedis) -> None:
     (item_id,) = published_batch(env, 1)
     drain(env)
