@@ -109,7 +109,7 @@ def test_items_waiting_through_many_recovery_cycles_are_published_once(
 def test_an_outage_of_two_minutes_is_waited_out(redis_url: str, postgres_schema_url: str, tmp_path: Path) -> None:
     """Greenhouse answers 503 to everything for two minutes mid-batch: items wait (attempts not spent) while
     the credential's circuit is open, probes find it back, and every item is exported afterwards."""
-    url, client = broker_db(redis_url, 5)
+    url, client = broker_db(redis_url, 8)
     sent = profiles(60, "outage")
     with cluster(
         url, postgres_schema_url, tmp_path, sandbox={"rate_limit": 120, "window_s": 10, "latency_ms": 20}
