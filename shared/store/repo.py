@@ -265,65 +265,48 @@ def requeue_failed(engine: Engine, batch_id: str | None = None) -> list[int]:
 # --- recovery ------------------------------------------------------------------------------------------
 
 
+def _item_ids(engine: Engine, *where: Any, limit: int) -> list[int]:
+    """Ids of the items matching every condition of ``where``, in id order, at most ``limit``."""
+    with engine.connect() as conn:
+        ids = conn.scalars(sa.select(col(Item.id)).where(*where).order_by(col(Item.id)).limit(limit))
+        return _stored_ids(ids)
+
+
 def expired_leases(engine: Engine, limit: int = 10_000) -> list[int]:
     """Items ``sending`` whose lease expired: their worker died (or froze) mid-task."""
-    with engine.connect() as conn:
-        ids = conn.scalars(
-            sa.select(col(Item.id))
-            .where(col(Item.status) == ItemStatus.SENDING, col(Item.lease_until) < utcnow())
-            .order_by(col(Item.id))
-            .limit(limit)
-        )
-        return _stored_ids(ids)
+    return _item_ids(engine, col(Item.status) == ItemStatus.SENDING, col(Item.lease_until) < utcnow(), limit=limit)
 
 
 def unpublished_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list[int]:
     """Items ``queued`` for ``older_than_s`` and never handed to the queue (the producer stopped, or the
     broker refused, between the batch's commit and its publication)."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
-    with engine.connect() as conn:
-        ids = conn.scalars(
-            sa.select(col(Item.id))
-            .where(
-                col(Item.status) == ItemStatus.QUEUED,
-                col(Item.enqueued_at).is_(None),
-                col(Item.updated_at) < cutoff,
-            )
-            .order_by(col(Item.id))
-            .limit(limit)
-        )
-        return _stored_ids(ids)
+    return _item_ids(
+        engine,
+        col(Item.status) == ItemStatus.QUEUED,
+        col(Item.enqueued_at).is_(None),
+        col(Item.updated_at) < cutoff,
+        limit=limit,
+    )
 
 
 def overdue_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> list[int]:
     """Items ``queued`` whose message was due more than ``older_than_s`` ago (whether it still waits in a
     queue is for the caller to tell)."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
-    with engine.connect() as conn:
-        ids = conn.scalars(
-            sa.select(col(Item.id))
-            .where(
-                col(Item.status) == ItemStatus.QUEUED,
-                col(Item.enqueued_at).is_not(None),
-                sa.func.coalesce(col(Item.due_at), col(Item.enqueued_at)) < cutoff,
-                col(Item.updated_at) < cutoff,
-            )
-            .order_by(col(Item.id))
-            .limit(limit)
-        )
-        return _stored_ids(ids)
+    return _item_ids(
+        engine,
+        col(Item.status) == ItemStatus.QUEUED,
+        col(Item.enqueued_at).is_not(None),
+        sa.func.coalesce(col(Item.due_at), col(Item.enqueued_at)) < cutoff,
+        col(Item.updated_at) < cutoff,
+        limit=limit,
+    )
 
 
 def queued_before(engine: Engine, when: datetime, limit: int = 100_000) -> list[int]:
     """Items ``queued`` and handed to the queue before ``when`` (their messages were in the broker then)."""
-    with engine.connect() as conn:
-        ids = conn.scalars(
-            sa.select(col(Item.id))
-            .where(col(Item.status) == ItemStatus.QUEUED, col(Item.enqueued_at) < when)
-            .order_by(col(Item.id))
-            .limit(limit)
-        )
-        return _stored_ids(ids)
+    return _item_ids(engine, col(Item.status) == ItemStatus.QUEUED, col(Item.enqueued_at) < when, limit=limit)
 
 
 def get_marker(engine: Engine, name: str) -> str | None:
@@ -358,19 +341,23 @@ def set_marker_if(engine: Engine, name: str, value: str, *, expected: str | None
 # --- read-back delays ----------------------------------------------------------------------------------
 
 
+def _unseen_creates(since: datetime) -> tuple[Any, ...]:
+    """Records items created since ``since`` (not linked to a person already there) nobody has seen yet."""
+    return (
+        col(Item.create_sent_at) >= since,
+        col(Item.greenhouse_candidate_id).is_not(None),
+        col(Item.visible_at).is_(None),
+        col(Item.linked_existing).is_(False),
+    )
+
+
 def unconfirmed_creates(engine: Engine, connection_id: int, since: datetime, limit: int = 50) -> list[tuple[int, int]]:
     """``(item id, Greenhouse candidate id)`` of records items of the connection created since ``since``
     that nobody has seen readable yet, oldest first."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(col(Item.id), col(Item.greenhouse_candidate_id))
-            .where(
-                col(Item.connection_id) == connection_id,
-                col(Item.create_sent_at) >= since,
-                col(Item.greenhouse_candidate_id).is_not(None),
-                col(Item.visible_at).is_(None),
-                col(Item.linked_existing).is_(False),
-            )
+            .where(col(Item.connection_id) == connection_id, *_unseen_creates(since))
             .order_by(col(Item.create_sent_at))
             .limit(limit)
         ).all()
@@ -380,16 +367,7 @@ def unconfirmed_creates(engine: Engine, connection_id: int, since: datetime, lim
 def recent_creators(engine: Engine, since: datetime) -> list[int]:
     """Connections whose items created records since ``since`` still unseen at Greenhouse."""
     with engine.connect() as conn:
-        ids = conn.scalars(
-            sa.select(col(Item.connection_id))
-            .where(
-                col(Item.create_sent_at) >= since,
-                col(Item.greenhouse_candidate_id).is_not(None),
-                col(Item.visible_at).is_(None),
-                col(Item.linked_existing).is_(False),
-            )
-            .distinct()
-        )
+        ids = conn.scalars(sa.select(col(Item.connection_id)).where(*_unseen_creates(since)).distinct())
         return sorted(int(i) for i in ids)
 
 

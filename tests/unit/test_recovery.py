@@ -19,6 +19,7 @@ from shared.store import repo
 from shared.store.models import Item, ItemStatus, utcnow
 from tests.unit.export_fixtures import Env, make_env, profile
 from workers.liveness import Heartbeat, InFlight, StoreHealth
+from workers.outcome import Finished
 
 GRACE_S = 120.0
 
@@ -238,3 +239,30 @@ def test_store_health_says_it_once(caplog: pytest.LogCaptureFixture) -> None:
         "result store unreachable (connection refused)",
         "result store reachable again after 0 s",
     ]
+
+
+# --- read-back delays ------------------------------------------------------------------------------------
+
+
+def test_new_records_are_read_back_until_greenhouse_shows_them(sqlite_url: str) -> None:
+    from workers.maintenance import probe_readback
+
+    env = make_env(sqlite_url, sandbox_config={"visibility_delay_s": 30.0})
+    try:
+        (created,) = env.batch([profile("p-new")]).to_enqueue
+        assert env.export(created) == Finished(ItemStatus.EXPORTED)
+
+        def reads() -> int:
+            return sum(env.sandbox.stats()["requests"].get("GET /v3/candidates", {}).values())
+
+        before = reads()
+
+        assert probe_readback(env.res) == 0  # Greenhouse does not show it yet
+        assert env.item(created).visible_at is None
+        env.clock.advance(31)
+        assert probe_readback(env.res) == 1
+        assert env.item(created).visible_at is not None
+        assert probe_readback(env.res) == 0  # seen once: no more reads for it
+        assert reads() == before + 2
+    finally:
+        env.res.close()
