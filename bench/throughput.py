@@ -668,7 +668,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     p.add_argument("--concurrency", type=int, default=8, help="--concurrency of each worker")
     p.add_argument("--pool", default=None, help="--pool of each worker (needs ghexport worker to have it)")
     p.add_argument("--worker-arg", action="append", default=[], help="extra argument to ghexport worker (repeat)")
-    p.add_argument("--beat", action="store_true", help="first worker also runs the periodic recovery (--beat)")
+    p.add_argument("--beat", action="store_true", help="first worker also runs Celery beat (recovery needs no flag)")
     p.add_argument("--baseline-cost", type=int, default=None, help="requests per candidate for the naive rate")
     p.add_argument("--fairness-a", type=int, default=None, help="customer A's candidates (2000; --quick 300)")
     p.add_argument("--fairness-b", type=int, default=15, help="customer B's candidates")

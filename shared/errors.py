@@ -26,7 +26,8 @@
             ├── PermissionDeniedError     403; missing_scope when the body names it
             ├── NotFoundError             404
             ├── InvalidRequestError       422 (or 400); field_errors
-            └── UnexpectedResponseError   2xx whose body carries errors, or a body we cannot parse
+            ├── UnexpectedResponseError   2xx whose body carries errors, or a body we cannot parse
+            └── AmbiguousMatchError       a lost create may have landed and several records match: a human checks
 
 Messages are meant for the operator or the platform: they name the record and field at fault and never
 include a secret. Harvest errors carry a short machine-readable :attr:`HarvestError.cause`, recorded on
