@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
@@ -120,7 +121,7 @@ def worker(
         ),
     ] = False,
 ) -> None:
-    """Run a Celery worker for this app in the foreground."""
+    """Run a Celery worker for this app in the foreground; started again if it dies on its own."""
     from producer.demo import worker_command
 
     res = cli_base.resources()
@@ -135,7 +136,50 @@ def worker(
         schedule = os.path.join(res.settings.embedded_dir, "celerybeat-schedule")
         os.makedirs(res.settings.embedded_dir, exist_ok=True)
         cmd += ["--beat", "--schedule", schedule]
-    os.execvp(cmd[0], cmd)
+    code = supervise(cmd)
+    raise typer.Exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell says
+
+
+RESTARTS_PER_MINUTE = 5
+"""A worker that dies more often than this gives up: something needs a human (configuration, code)."""
+
+
+def supervise(cmd: Sequence[str], *, pause_s: float = 2.0) -> int:
+    """Run ``cmd`` (the Celery worker) and start it again when it dies on its own; returns its exit code.
+
+    Celery gives up on some broker failures by itself: kombu's Redis transport raises while restoring
+    unacknowledged messages when Redis restarts ("Unrecoverable error"), and the worker exits. Self-healing
+    must not depend on a process manager the operator may not have, so the worker is started again (its
+    items come back through leases and recovery). SIGTERM and SIGQUIT are passed on and end the loop;
+    SIGINT (Ctrl-C) reaches the worker from the terminal itself and only ends the loop. The worker stays in
+    this process group: losing the host (or ``kill`` of the group) takes both down.
+    """
+    stopping = threading.Event()
+    child: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+        if signum != signal.SIGINT and child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
+        signal.signal(sig, stop)
+    recent: deque[float] = deque()
+    while True:
+        child = subprocess.Popen(list(cmd))
+        code = child.wait()
+        if stopping.is_set() or code == 0:
+            return code
+        now = time.monotonic()
+        recent.append(now)
+        while recent and now - recent[0] > 60:
+            recent.popleft()
+        if len(recent) > RESTARTS_PER_MINUTE:
+            cli_base.err_console.print(f"ghexport: the worker died {len(recent)} times in a minute; giving up")
+            return code
+        cli_base.err_console.print(f"ghexport: the worker exited with {code}; starting it again in {pause_s:g} s")
+        if stopping.wait(pause_s):
+            return code
 
 
 @handle_errors
