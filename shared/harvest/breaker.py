@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from shared.errors import CircuitOpenError
+from shared.harvest.limiter_scripts import LUA_HELPERS
 from shared.settings import BreakerSettings
 
 if TYPE_CHECKING:
@@ -40,16 +41,7 @@ STATE_TTL_MS = 24 * 3600 * 1000
 PROBE_BUSY_MS = 1000
 """``retry_after_s`` (ms) given while another caller's probe is out."""
 
-_PRELUDE = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return math.floor(tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000)
-end
-local function num(v)
-  if v then return tonumber(v) end
-  return nil
-end
-"""
+_PRELUDE = LUA_HELPERS
 
 BEFORE = (
     _PRELUDE

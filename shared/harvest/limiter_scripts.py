@@ -26,8 +26,7 @@ STATE_TTL_MS = 24 * 3600 * 1000
 PARTS_ORDER_OFFSET = 10**13
 """Added to a parked enrichment's order: every parked core record of a credential is released first."""
 
-PRELUDE = f"""
-local STATE_TTL = {STATE_TTL_MS}
+LUA_HELPERS = """
 local function now_ms()
   local t = redis.call('TIME')
   return math.floor(tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000)
@@ -36,7 +35,12 @@ local function num(v)
   if v then return tonumber(v) end
   return nil
 end
--- The learned window (ms) and budget (requests per window) of the credential whose state is `state`.
+"""
+"""Lua helpers every script of ours starts with: Redis's clock in ms (never a host's), a number or nil."""
+
+PRELUDE = f"""
+local STATE_TTL = {STATE_TTL_MS}
+{LUA_HELPERS}-- The learned window (ms) and budget (requests per window) of the credential whose state is `state`.
 local function model(state, guess_limit, guess_window, headroom)
   local f = redis.call('HMGET', state, 'limit', 'lo', 'hi', 'lat')
   local limit = num(f[1]) or guess_limit
