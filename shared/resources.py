@@ -109,27 +109,16 @@ class Resources:
     @cached_property
     def redis(self) -> redis.Redis:
         """A Redis client on :attr:`redis_url`."""
-        import redis as redis_lib
-
-        url = self.redis_url
-        if url.startswith("redis+socket://"):
-            return redis_lib.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
-        return redis_lib.Redis.from_url(url)
+        return _redis_client(self.redis_url)
 
     @cached_property
     def broker_redis(self) -> Redis | None:
         """A client on the broker when the broker is Redis (it holds recovery's epoch marker), else None;
         :attr:`redis` itself when the broker is that Redis."""
-        import redis as redis_lib
-
         url = self.broker_url
         if not url.startswith(REDIS_SCHEMES):
             return None
-        if url == self.redis_url:
-            return self.redis
-        if url.startswith("redis+socket://"):
-            return redis_lib.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
-        return redis_lib.Redis.from_url(url)
+        return self.redis if url == self.redis_url else _redis_client(url)
 
     @cached_property
     def celery(self) -> Celery:
@@ -232,6 +221,15 @@ class Resources:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _redis_client(url: str) -> redis.Redis:
+    """A Redis client on ``url`` (``redis+socket://PATH``: the embedded server's unix socket)."""
+    import redis as redis_lib
+
+    if url.startswith("redis+socket://"):
+        return redis_lib.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
+    return redis_lib.Redis.from_url(url)
 
 
 def translate_error(exc: BaseException) -> ExporterError | None:
