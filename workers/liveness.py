@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Engine
 
+from shared.queue.periodic import Periodic
 from shared.resources import translate_error
 from shared.store import repo
 
@@ -82,7 +83,7 @@ class StoreHealth:
         return self._down_since is not None
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
     """A daemon thread renewing the leases of the items in ``inflight`` every ``interval_s``."""
 
     def __init__(
@@ -95,34 +96,27 @@ class Heartbeat:
         interval_s: float,
         health: StoreHealth,
     ) -> None:
+        super().__init__("heartbeat", interval_s, log)
         self.engine = engine
         """The process's store engine, built on first use (the store may be down when the worker starts)."""
         self.owner = owner
         self.inflight = inflight
         self.lease_s = lease_s
-        self.interval_s = interval_s
         self.health = health
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ghexport-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
 
     def beat(self) -> int:
         """Renew the leases now; returns how many items this process holds."""
         held = self.inflight.snapshot()
         return repo.renew_leases(self.engine(), self.owner, held, self.lease_s) if held else 0
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                if self.beat():
-                    self.health.up()
-            except Exception as exc:  # the store away: the runs will say so too; keep beating
-                error = translate_error(exc)
-                self.health.down(str(error or type(exc).__name__))
+    def tick(self) -> None:
+        if self.beat():  # a statement went through
+            self.health.up()
+
+    def failed(self, exc: Exception) -> None:
+        """The store away: the process's runs say so too, through the same :class:`StoreHealth`; keep beating."""
+        error = translate_error(exc)
+        self.health.down(str(error or type(exc).__name__))
+
+    def succeeded(self) -> None:
+        """Said by :meth:`tick` (only when it reached the store)."""

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from shared.connections.service import load_connection
 from shared.errors import ConnectionNotFoundError, HarvestError
 from shared.queue import recovery
+from shared.queue.periodic import Periodic
 from shared.store import repo
 from shared.store.models import utcnow
 
@@ -56,25 +56,15 @@ def probe_readback(res: Resources) -> int:
     return seen_now
 
 
-class Maintenance:
+class Maintenance(Periodic):
     """A daemon thread running :meth:`turn` about every ``recovery_interval_s``, until :meth:`stop`."""
 
     def __init__(self, res: Resources, owner: str, broker: redis.Redis | None) -> None:
+        super().__init__("recovery", res.settings.export.recovery_interval_s, log)
         self.res = res
         self.owner = owner
         self.broker = broker
-        self.interval_s = res.settings.export.recovery_interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ghexport-maintenance", daemon=True)
-        self._failing: str | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
+        self._started = False
 
     def turn(self) -> recovery.SweepReport | None:
         """Sweep and read back if it is this worker's turn; None when another worker has it."""
@@ -85,21 +75,11 @@ class Maintenance:
         probe_readback(res)
         return report
 
-    def _run(self) -> None:
-        # a random first delay, so the workers of a cluster started together do not all ask at once
-        wait = random.uniform(0.1, 1.0) * min(self.interval_s, 5.0)
-        while not self._stop.wait(wait):
-            wait = self.interval_s * random.uniform(0.9, 1.1)
-            try:
-                self.turn()
-            except Exception as exc:  # Redis, the broker or the store away: say so once, keep trying
-                kind = type(exc).__name__
-                if self._failing != kind:
-                    log.warning(
-                        "recovery cannot run (%s: %s); retrying", kind, str(exc).splitlines()[0] if str(exc) else ""
-                    )
-                self._failing = kind
-            else:
-                if self._failing is not None:
-                    log.warning("recovery runs again")
-                self._failing = None
+    def tick(self) -> None:
+        self.turn()
+
+    def next_wait(self) -> float:
+        if not self._started:  # a random first delay: workers of a cluster started together do not all ask at once
+            self._started = True
+            return random.uniform(0.1, 1.0) * min(self.interval_s, 5.0)
+        return self.interval_s * random.uniform(0.9, 1.1)

@@ -15,7 +15,6 @@ With the limiter disabled there is nothing to pace: items are published at once,
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ from shared.harvest.breaker import CircuitBreaker
 from shared.harvest.limiter import RateGate, RedisRateLimiter, Released
 from shared.queue import names
 from shared.queue.messages import ExportItemMessage
+from shared.queue.periodic import Periodic
 from shared.queue.publishing import publish
 from shared.store import repo
 from shared.store.models import Connection, Item
@@ -134,8 +134,11 @@ def _send_released(app: Celery, limiter: RedisRateLimiter, key: str, released: S
     return sent
 
 
-class Pacer:
+class Pacer(Periodic):
     """A daemon thread that calls :func:`release_due` every ``interval_s`` until :meth:`stop`."""
+
+    failing = "%s cannot release parked items (%s); retrying"
+    back = "%s releases parked items again"
 
     def __init__(
         self,
@@ -145,32 +148,11 @@ class Pacer:
         interval_s: float,
         breaker: CircuitBreaker | None = None,
     ) -> None:
+        super().__init__("pacer", interval_s, log)
         self.app = app
         self.engine = engine
         self.limiter = limiter
         self.breaker = breaker
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ghexport-pacer", daemon=True)
-        self._failing = False
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                release_due(self.app, self.engine, self.limiter, self.breaker)
-            except Exception as exc:  # Redis, the broker or the store away: say so once, keep trying
-                if not self._failing:
-                    log.warning("pacer cannot release parked items (%s); retrying", type(exc).__name__)
-                self._failing = True
-            else:
-                if self._failing:
-                    log.warning("pacer releases parked items again")
-                self._failing = False
+    def tick(self) -> None:
+        release_due(self.app, self.engine, self.limiter, self.breaker)
