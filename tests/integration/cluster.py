@@ -24,7 +24,7 @@ from shared.profiles.model import Profile
 from shared.resources import Resources
 from shared.store import repo
 from shared.store.records import ItemRecord
-from tests.integration.workers_env import connect_sandbox, worker_settings
+from tests.integration.workers_env import connect_sandbox, stop_processes, worker_settings
 
 GHEXPORT = str(Path(sys.executable).with_name("ghexport"))
 """The console script the README's commands run."""
@@ -76,15 +76,7 @@ class Cluster:
             return None
 
     def stop(self) -> None:
-        for w in self.workers:
-            if w.poll() is None:
-                w.terminate()
-        for w in self.workers:
-            try:
-                w.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(w.pid, signal.SIGKILL)
-                w.wait(timeout=10)
+        stop_processes(self.workers)
 
 
 @contextmanager

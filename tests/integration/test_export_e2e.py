@@ -21,7 +21,7 @@ from shared.connections import service as connections
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.resources import Resources
 from shared.store import repo
-from tests.integration.workers_env import broker_db, worker_settings
+from tests.integration.workers_env import broker_db, stop_processes, worker_settings
 
 N = 200
 RATE_LIMIT = 600
@@ -85,14 +85,7 @@ class System:
         self.workers[n].wait(timeout=30)
 
     def stop(self) -> None:
-        for w in self.workers:
-            if w.poll() is None:
-                w.terminate()
-        for w in self.workers:
-            try:
-                w.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(w.pid, signal.SIGKILL)
+        stop_processes(self.workers)
 
 
 @pytest.fixture

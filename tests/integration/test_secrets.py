@@ -22,7 +22,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -43,7 +42,7 @@ from producer.demo import sample_profiles
 from shared.connections.crypto import decrypt_secret, generate_key
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.queue import names
-from tests.integration.workers_env import broker_db
+from tests.integration.workers_env import broker_db, stop_processes
 
 GHEXPORT = str(Path(sys.executable).with_name("ghexport"))
 BROKER_DB = 15
@@ -285,12 +284,7 @@ def worker(env: dict[str, str], cwd: Path) -> Iterator[Path]:
     try:
         yield log
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_processes([process], timeout_s=20)
 
 
 def wait_until_done(run: Run, batch_id: str, timeout_s: float = 30.0) -> dict[str, Any]:

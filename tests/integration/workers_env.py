@@ -77,9 +77,18 @@ def running(command: Sequence[str], settings: Settings, cwd: Path) -> Iterator[t
     try:
         yield process, log
     finally:
-        process.terminate()
+        stop_processes([process], timeout_s=20)
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout_s: float = 30) -> None:
+    """SIGTERM each process still running, then wait for each; SIGKILL to the process group of one that
+    does not stop within ``timeout_s``."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
