@@ -108,7 +108,8 @@ def worker(redis_url: str, postgres_schema_url: str, tmp_path: Path) -> Iterator
         settings = worker_settings(
             db_url, postgres_schema_url, server, embedded_dir=tmp_path / "embedded",
             harvest={"quick_retries": 0},  # every 500 on a read is one task outcome
-            export={"retry_backoff_s": 0.5, "retry_backoff_max_s": 1.0},
+            # a short recovery turn: its read-back of new records is done before a test counts requests
+            export={"retry_backoff_s": 0.5, "retry_backoff_max_s": 1.0, "recovery_interval_s": 1.0},
         )  # fmt: skip
         res = Resources(settings)
         connect_sandbox(res, "w")
@@ -151,6 +152,8 @@ def test_retry_later_comes_back_and_finishes_with_the_attempts_recorded(worker: 
 def test_a_message_for_a_finished_item_is_acked_without_a_harvest_call(worker: Worker) -> None:
     batch_id = worker.export_one("done")
     worker.wait_for("the item exported", lambda: worker.item(batch_id).status == "exported")
+    # the workers' read-back of the new record (one GET of its own) is over before requests are counted
+    worker.wait_for("the record read back", lambda: worker.item(batch_id).visible_at is not None)
     worker.settle(executions=1)
     before_item = worker.item(batch_id)
     before_stats = worker.sandbox.stats()
