@@ -98,6 +98,38 @@ class ExportSettings(BaseModel):
     publish_chunk: int = 500
 
 
+class SyncSettings(BaseModel):
+    """Confirmation that Greenhouse shows what was exported (``GHX_SYNC__*``, operator contract).
+
+    Greenhouse writes asynchronously: a new record may take minutes, and up to four hours in peak hours
+    (08:00-22:00 America/New_York), to be fully readable. An exported item is read back until it matches
+    what was sent (``synced``) or its window closes (``sync_overdue``, with what differs).
+    """
+
+    enabled: bool = True
+    peak_window_s: float = 4 * 3600.0
+    """Window for items exported in peak hours (08:00-22:00 America/New_York)."""
+    offpeak_window_s: float = 3600.0
+    """Window for items exported off peak (at most the peak one)."""
+    check_every_s: float = 300.0
+    """How often an exported item is read back until it is confirmed (the first read one interval after the
+    export), and how often the cluster looks for items due."""
+    max_per_turn: int = 500
+    """Items read back per connection per turn at most (fifty per request): the rest wait for the next turn."""
+    reserve: float = 0.2
+    """Fraction of a credential's learned limit left untouched by confirmation: it reads only while at
+    least this share of the budget is free and no export of the credential waits."""
+
+
+class ObservabilitySettings(BaseModel):
+    """Logs and metrics (``GHX_LOG__*``)."""
+
+    format: str = "auto"
+    """``text`` (human-readable), ``json`` (one JSON object a line), or ``auto``: text on a terminal, JSON
+    otherwise."""
+    level: str = "INFO"
+
+
 class Settings(BaseSettings):
     """Every setting of greenhouse-export. Environment variables use the ``GHX_`` prefix."""
 
@@ -115,11 +147,19 @@ class Settings(BaseSettings):
     """Where the embedded redis-server keeps its socket and data file."""
     visibility_timeout_s: int = 3600
     cache_ttl_s: float = 300.0
+    metrics_port: int | None = None
+    """Port of the Prometheus ``/metrics`` endpoint served by each ``ghexport worker`` (unset: none)."""
+    metrics_host: str = "0.0.0.0"
+    flower_basic_auth: SecretStr | None = None
+    """``user:password`` (comma-separated pairs allowed) that ``ghexport flower`` requires; without it Flower
+    starts only on a loopback address."""
 
     harvest: HarvestSettings = Field(default_factory=HarvestSettings)
     limiter: LimiterSettings = Field(default_factory=LimiterSettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that rebuild these settings in another process (a worker subprocess).

@@ -4,8 +4,8 @@ These rows are never task messages or API payloads: messages carry ids only (``s
 
 Item status model (grows with the roadmap, see ``docs/design.md``)::
 
-    queued ──claim──> sending ──> exported ──(read back)──> synced
-      ^                 │   └──> failed (cause, error)      └──> sync_overdue (later)
+    queued ──claim──> sending ──> exported ──(read back, matches)──> synced
+      ^                 │   └──> failed (cause, error)      └──(window closed)──> sync_overdue (what differs)
       └──retry / lease──┘
     skipped   (already exported through this connection; never enqueued)
 """
@@ -41,14 +41,15 @@ class ItemStatus(StrEnum):
     SENDING = "sending"
     EXPORTED = "exported"
     SYNCED = "synced"
+    SYNC_OVERDUE = "sync_overdue"
     SKIPPED = "skipped"
     FAILED = "failed"
 
 
 ACTIVE_STATUSES: tuple[ItemStatus, ...] = (ItemStatus.QUEUED, ItemStatus.SENDING)
 """Statuses of an item some worker will still work on (or works on now)."""
-DONE_STATUSES: tuple[ItemStatus, ...] = (ItemStatus.EXPORTED, ItemStatus.SYNCED)
-"""Statuses of an item whose record is in Greenhouse (finishing with one stamps ``exported_at``)."""
+DONE_STATUSES: tuple[ItemStatus, ...] = (ItemStatus.EXPORTED, ItemStatus.SYNCED, ItemStatus.SYNC_OVERDUE)
+"""Statuses of an item whose record was written to Greenhouse (finishing with one stamps ``exported_at``)."""
 
 
 class TargetKind(StrEnum):
@@ -125,6 +126,7 @@ class Item(SQLModel, table=True):
         Index("ix_items_status", "status"),
         Index("ix_items_connection_visible", "connection_id", "visible_at"),
         Index("ix_items_create_sent_at", "create_sent_at"),
+        Index("ix_items_status_sync_check", "status", "sync_check_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -160,6 +162,15 @@ class Item(SQLModel, table=True):
     release and the item's own retries are not counted): 1 unless recovery found it lost."""
     exported_at: datetime | None = None
     synced_at: datetime | None = None
+    """When the read-back first found in Greenhouse what this item sent (status ``synced``)."""
+    sync_deadline_at: datetime | None = None
+    """When the item's sync window closes: still unreadable or different then, it becomes ``sync_overdue``."""
+    sync_check_at: datetime | None = None
+    """When the item is next due for a read-back (``exported`` items only)."""
+    sync_checks: int = 0
+    """Read-backs made so far."""
+    sync_detail: str | None = Field(default=None, max_length=2000)
+    """What the last read-back found missing or different (no values: field names and ids only)."""
     visible_at: datetime | None = None
     """When Greenhouse was first seen showing the record this item created (the read-back delay since
     ``create_sent_at`` is measured per connection: it sizes the wait for an unknown create outcome)."""

@@ -114,6 +114,10 @@ class ItemRecord(_Record):
     exported_at: datetime | None
     synced_at: datetime | None
     visible_at: datetime | None
+    sync_deadline_at: datetime | None
+    sync_check_at: datetime | None
+    sync_checks: int
+    sync_detail: str | None
 
     @classmethod
     def from_row(cls, row: Item) -> ItemRecord:

@@ -1,0 +1,1 @@
+"""Logging: human-readable text on a terminal, JSON lines otherwise (python-json-logger); secrets and emails redacted."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics of greenhouse-export (prometheus-client; multiprocess mode for prefork workers)."""
