@@ -148,6 +148,9 @@ class Item(SQLModel, table=True):
     """The item's export progress as JSON: read and written only through
     :class:`shared.store.progress.ItemProgress` (``from_stored`` / ``to_stored``), never by key."""
     warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Earlier rounds of the item, oldest first: each ``{"at", "status", "attempts", "cause", "error"}``,
+    written when an operator retry puts a failed item back (its attempts start again from 0)."""
     error: str | None = Field(default=None, max_length=2000)
     error_cause: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(default_factory=utcnow)

@@ -104,6 +104,7 @@ class ItemRecord(_Record):
     progress: ItemProgress
     """The parts sent so far and their Greenhouse ids (stored as JSON in the column ``parts``)."""
     warnings: list[str]
+    history: list[dict[str, Any]]
     error: str | None
     error_cause: str | None
     created_at: datetime
