@@ -6,7 +6,7 @@ The public names are part of the operator contract (``../shared/reference/operat
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED = "embedded"
@@ -116,9 +116,17 @@ class SyncSettings(BaseModel):
     export), and how often the cluster looks for items due."""
     max_per_turn: int = 500
     """Items read back per connection per turn at most (fifty per request): the rest wait for the next turn."""
-    reserve: float = 0.2
-    """Fraction of a credential's learned limit left untouched by confirmation: it reads only while at
-    least this share of the budget is free and no export of the credential waits."""
+    budget_share: float = 0.2
+    """At most this share of a credential's learned limit is spent on read-backs in one turn; and a turn reads
+    nothing for a credential whose items are still ``queued`` or ``sending`` (exports come first)."""
+
+    @model_validator(mode="after")
+    def _offpeak_at_most_peak(self) -> SyncSettings:
+        if self.offpeak_window_s > self.peak_window_s:
+            raise ValueError("offpeak_window_s must not exceed peak_window_s")
+        if not 0 < self.budget_share <= 1:
+            raise ValueError("budget_share must be in (0, 1]")
+        return self
 
 
 class ObservabilitySettings(BaseModel):

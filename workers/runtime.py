@@ -20,6 +20,7 @@ from shared.settings import Settings
 from workers.export import ExportDeps
 from workers.liveness import Heartbeat
 from workers.maintenance import Maintenance
+from workers.sync import SyncConfirmation
 
 
 def worker_owner() -> str:
@@ -74,7 +75,8 @@ class WorkerRuntime:
 
 class MaintenanceRuntime:
     """The main process of one ``ghexport worker``: its pacer releases parked items to the broker, and it
-    takes its turn at recovery and read-back (:mod:`workers.maintenance`).
+    takes its turn at recovery and read-back (:mod:`workers.maintenance`) and at sync confirmation
+    (:mod:`workers.sync`).
 
     The pacer has nothing to do when the shared limiter is disabled (items are published at once, never
     parked); recovery always runs.
@@ -85,6 +87,7 @@ class MaintenanceRuntime:
         self._res: Resources | None = None
         self._pacer: Pacer | None = None
         self._maintenance: Maintenance | None = None
+        self._sync: SyncConfirmation | None = None
 
     def start(self) -> None:
         """Start the pacer (with the shared limiter) and the maintenance thread (idempotent)."""
@@ -95,14 +98,18 @@ class MaintenanceRuntime:
         if isinstance(limiter, RedisRateLimiter):
             self._pacer = Pacer(res.celery, res.engine, limiter, self.settings.limiter.pacer_interval_s, res.breaker)
             self._pacer.start()
-        self._maintenance = Maintenance(res, worker_owner(), res.broker_redis)
+        owner = worker_owner()
+        self._maintenance = Maintenance(res, owner, res.broker_redis)
         self._maintenance.start()
+        if self.settings.sync.enabled:
+            self._sync = SyncConfirmation(res, owner)
+            self._sync.start()
 
     def stop(self) -> None:
-        """Stop both threads and close their resources (safe before :meth:`start` and twice)."""
-        for thread in (self._pacer, self._maintenance):
+        """Stop the threads and close their resources (safe before :meth:`start` and twice)."""
+        for thread in (self._pacer, self._maintenance, self._sync):
             if thread is not None:
                 thread.stop()
         if self._res is not None:
             self._res.close()
-        self._pacer, self._maintenance, self._res = None, None, None
+        self._pacer, self._maintenance, self._sync, self._res = None, None, None, None

@@ -6,6 +6,8 @@ own rate limit and window; absent or ``null``: the sandbox's), ``POST /_sandbox/
 ``POST /_sandbox/outage`` ``{seconds, status?}``: for ``seconds`` (sandbox clock) every /v3 request and
 ``POST /token`` answers ``status`` (a 5xx, default 503) with Harvest's error body, before auth, rate limit or
 any action; ``seconds: 0`` ends it (see :meth:`~shared.harvest.sandbox.app.Sandbox.outage`).
+``PATCH /_sandbox/candidates/{id}`` ``{member: value}`` changes a candidate behind the exporter's back, and
+``DELETE /_sandbox/candidates/{id}`` removes it with its applications (deleted or merged in Greenhouse).
 Bad input is a 400 ``{"message": ...}``.
 """
 
@@ -47,6 +49,10 @@ class AdminTarget(Protocol):
     def outage(self, seconds: float, status: int = ...) -> None: ...
 
     def inject_fault(self, kind: str, *, method: str = ..., path: str = ..., count: int = ...) -> None: ...
+
+    def edit_candidate(self, candidate_id: int, changes: dict[str, object]) -> None: ...
+
+    def remove_candidate(self, candidate_id: int) -> None: ...
 
     def add_credential(
         self,
@@ -148,6 +154,13 @@ def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
         if route == ("POST", "/_sandbox/outage"):
             body = _json(request)
             sandbox.outage(body["seconds"], body.get("status", 503))  # it checks both (ValueError: 400)
+            return reply(200, {"ok": True})
+        if route[0] in ("PATCH", "DELETE") and route[1].startswith("/_sandbox/candidates/"):
+            candidate_id = int(route[1].rsplit("/", 1)[1])
+            if route[0] == "DELETE":
+                sandbox.remove_candidate(candidate_id)
+            else:
+                sandbox.edit_candidate(candidate_id, _json(request))
             return reply(200, {"ok": True})
         if route == ("POST", "/_sandbox/credentials"):
             _add_credential(sandbox, _json(request))

@@ -158,6 +158,25 @@ class Sandbox:
         with self.state.lock:
             self.state.outage = Outage(self.state.now() + seconds, status) if seconds > 0 else None
 
+    def edit_candidate(self, candidate_id: int, changes: dict[str, object]) -> None:
+        """Change fields of a candidate behind the exporter's back (a recruiter editing it in Greenhouse):
+        ``changes`` sets top-level members such as ``first_name``; unknown candidate or member: KeyError."""
+        with self.state.lock:
+            record = self.state.candidates[candidate_id]
+            for name, value in changes.items():
+                if name not in record or name == "id":
+                    raise KeyError(f"candidate has no member {name!r}")
+                record[name] = value
+
+    def remove_candidate(self, candidate_id: int) -> None:
+        """Remove a candidate and its applications (deleted, or merged into another record in Greenhouse):
+        reads never show it again. Unknown candidate: KeyError."""
+        with self.state.lock:
+            del self.state.candidates[candidate_id]
+            self.state.created_ts.pop(candidate_id, None)
+            for app_id in [a for a, app in self.state.applications.items() if app.get("candidate_id") == candidate_id]:
+                del self.state.applications[app_id]
+
     def state_snapshot(self) -> admin.StateSnapshot:
         """JSON-serialisable view of candidates with their children, plus tags and orphan notes."""
         with self.state.lock:
