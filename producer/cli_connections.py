@@ -1,4 +1,4 @@
-"""``ghexport connect | connections | disconnect | jobs | pools | keygen`` (operator contract).
+"""``ghexport connect | connections | disconnect | jobs | pools | keygen | migrate`` (operator contract).
 
 Thin typer commands over :mod:`shared.connections.service`; failures print one line on stderr and exit 1
 (:func:`producer.cli_base.handle_errors`). The client secret may come from ``GHX_CLIENT_SECRET`` instead of the
@@ -200,6 +200,45 @@ def keygen_cmd() -> None:
     typer.echo(generate_key())
 
 
+@handle_errors
+def migrate_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Bring the result store (GHX_DATABASE_URL) to the newest schema and print its revision.
+
+    The deployment's one-shot step before workers start (every process also migrates on first use, so this
+    is never required, only earlier and in one place). Idempotent: on an up-to-date store it changes nothing.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+
+    from shared.store.db import MIGRATIONS_DIR, make_engine, migrate
+
+    url = resources().settings.database_url
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+        migrate(engine)
+        with engine.connect() as conn:
+            after = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    database = make_url(url).render_as_string(hide_password=True)
+    if as_json:
+        print_json({"database": database, "revision": after, "previous": before, "head": head})
+        return
+    change = "already there" if before == after else f"was {before or 'empty'}"
+    console.print(
+        f"result store {database}: revision {after} (head {head}; {change})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the connection commands to ``app``."""
     app.command("connect")(connect_cmd)
@@ -208,3 +247,4 @@ def register(app: typer.Typer) -> None:
     app.command("jobs")(jobs_cmd)
     app.command("pools")(pools_cmd)
     app.command("keygen")(keygen_cmd)
+    app.command("migrate")(migrate_cmd)
