@@ -4,23 +4,38 @@
 transaction, then publishes one task per item carrying only the item id, in bulk on one broker
 connection. A crash between commit and publish loses nothing: the items are ``queued`` with no
 ``enqueued_at`` and the workers' recovery (or :func:`republish_lost`, ``ghexport recover``) sends them again.
+
+Reads return JSON-ready documents (the shapes are the README's operator contract): :func:`batch_status`
+(``status BATCH_ID --json``), :func:`batch_progress` (its head, for live views), :func:`profile_status`
+(``status --connection NAME --profile ID --json``, behind the platform's "exported to Greenhouse" mark).
+:func:`retry_failed` is the operator retry, by batch and by cause, with the classification of
+:mod:`shared.errors`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from shared.connections.checks import find_user
 from shared.connections.service import get_connection
 from shared.connections.targets import check_target
-from shared.errors import PublishFailedError, TargetNotAllowedError, UserError
+from shared.errors import (
+    CONNECTION_REMOVED_CAUSE,
+    KNOWN_CAUSES,
+    PublishFailedError,
+    TargetNotAllowedError,
+    UserError,
+    retry_refusal,
+)
 from shared.profiles.model import LineError, Profile
 from shared.queue import recovery
 from shared.resources import Resources
-from shared.store import repo
-from shared.store.models import ACTIVE_STATUSES, Batch, TargetKind
+from shared.store import history, repo
+from shared.store.models import ACTIVE_STATUSES, DONE_STATUSES, Batch, ItemStatus, TargetKind, aware
+from shared.store.records import BatchRecord, ItemRecord
 
 
 @dataclass(frozen=True)
@@ -121,11 +136,62 @@ def export_profiles(
     return ExportResult(created.batch_id, len(created.to_enqueue), created.skipped, list(rejected))
 
 
-def retry_failed(res: Resources, batch_id: str | None = None) -> int:
-    """Re-enqueue the failed items of one batch (or of every batch); returns how many."""
+@dataclass(frozen=True)
+class RetryResult:
+    """What an operator retry did: how many failed items went back to the queue, and how many it left
+    alone by cause (permanent causes without ``force``; ``connection_removed`` always)."""
+
+    enqueued: int
+    left: dict[str, int] = field(default_factory=dict)
+    batch_id: str | None = None
+    cause: str | None = None
+    force: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"batch_id", "cause", "force", "enqueued", "left": {cause: n}}`` (``batch_id`` / ``cause``:
+        None when not asked for)."""
+        return {
+            "batch_id": self.batch_id,
+            "cause": self.cause,
+            "force": self.force,
+            "enqueued": self.enqueued,
+            "left": dict(sorted(self.left.items())),
+        }
+
+
+def retry_failed(
+    res: Resources, batch_id: str | None = None, *, cause: str | None = None, force: bool = False
+) -> RetryResult:
+    """Re-enqueue failed items: of one batch (or of every batch), only those failed with ``cause`` when given.
+
+    Items failed for a permanent cause (:data:`shared.errors.PERMANENT_CAUSES`) are left alone unless
+    ``force``; items failed with ``connection_removed``, or whose connection was removed since, are never
+    retried. Each item retried keeps the failed round in its ``history``; its attempts start from 0.
+    Raises :class:`UserError` for an unknown batch, or a ``cause`` that is neither a known cause nor one
+    recorded on a failed item (the message lists the causes of the failed items).
+    """
     if batch_id is not None and repo.get_batch(res.engine, batch_id) is None:
         raise UserError(f"no batch {batch_id}")
-    return res.publish(repo.requeue_failed(res.engine, batch_id))
+    groups = history.failed_by_cause(res.engine, batch_id)
+    if cause is not None and cause not in KNOWN_CAUSES and all(g.cause != cause for g in groups):
+        present = sorted({g.cause for g in groups if g.cause is not None})
+        where = f"of batch {batch_id}" if batch_id is not None else "in the store"
+        listed = f"the failed items {where} have: {', '.join(present)}" if present else f"no failed items {where}"
+        raise UserError(f"unknown cause {cause}; {listed}")
+    to_retry: set[str | None] = set()
+    left: dict[str, int] = {}
+    for g in groups:
+        if cause is not None and g.cause != cause:
+            continue
+        why = CONNECTION_REMOVED_CAUSE if g.connection_removed else retry_refusal(g.cause, force=force)
+        if why is None:
+            to_retry.add(g.cause)
+        else:  # a permanent cause, or connection_removed: counted under the reason the item stays
+            key = CONNECTION_REMOVED_CAUSE if why == CONNECTION_REMOVED_CAUSE else str(g.cause)
+            left[key] = left.get(key, 0) + g.count
+    ids = repo.requeue_failed(res.engine, batch_id, causes=to_retry) if to_retry else []
+    enqueued = res.publish(ids) if ids else 0
+    return RetryResult(enqueued, left, batch_id=batch_id, cause=cause, force=force)
 
 
 def republish_lost(res: Resources, older_than_s: float | None = None) -> int:
@@ -138,8 +204,33 @@ def republish_lost(res: Resources, older_than_s: float | None = None) -> int:
     return recovery.sweep(res.celery, res.engine, res.limiter, settings, res.broker_redis).published
 
 
+def _iso(ts: datetime | None) -> str | None:
+    """An ISO 8601 UTC timestamp, or None."""
+    return aware(ts).isoformat() if ts is not None else None
+
+
+def _target(batch: BatchRecord) -> dict[str, Any]:
+    return {
+        "kind": batch.target_kind.value,
+        "job_id": batch.job_id,
+        "pool_id": batch.pool_id,
+        "stage_id": batch.stage_id,
+    }
+
+
+def sync_counts(counts: dict[str, int]) -> dict[str, int]:
+    """The sync confirmation of a batch from its counts by status: ``pending`` (``exported``, awaiting the
+    read-back), ``synced``, ``overdue`` (``sync_overdue``)."""
+    return {
+        "pending": counts.get(ItemStatus.EXPORTED.value, 0),
+        "synced": counts.get(ItemStatus.SYNCED.value, 0),
+        "overdue": counts.get(ItemStatus.SYNC_OVERDUE.value, 0),
+    }
+
+
 def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
-    """The contract's status document of a batch (JSON-ready: statuses and kinds are plain strings)."""
+    """The contract's status document of a batch (JSON-ready: statuses and kinds are plain strings,
+    timestamps ISO 8601 UTC strings)."""
     batch = repo.get_batch(res.engine, batch_id)
     if batch is None:
         raise UserError(f"no batch {batch_id}")
@@ -150,13 +241,9 @@ def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
     return {
         "batch_id": batch.id,
         "total": batch.total,
-        "target": {
-            "kind": batch.target_kind.value,
-            "job_id": batch.job_id,
-            "pool_id": batch.pool_id,
-            "stage_id": batch.stage_id,
-        },
+        "target": _target(batch),
         "counts": counts,
+        "sync": sync_counts(counts),
         "done": not any(s.value in counts for s in ACTIVE_STATUSES),
         "rejected": batch.rejected,
         "items": [
@@ -171,7 +258,88 @@ def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
                 "warnings": it.warnings,
                 "error": it.error,
                 "error_cause": it.error_cause,
+                "synced_at": _iso(it.synced_at),
+                "sync_deadline_at": _iso(it.sync_deadline_at),
+                "sync_detail": it.sync_detail,
             }
             for it in items
         ],
+    }
+
+
+def batch_progress(res: Resources, batch_id: str) -> dict[str, Any]:
+    """The head of :func:`batch_status` without the items (``batch_id``, ``total``, ``counts``, ``sync``,
+    ``done``): one grouped read, cheap enough to poll for a batch of any size."""
+    batch = repo.get_batch(res.engine, batch_id)
+    if batch is None:
+        raise UserError(f"no batch {batch_id}")
+    counts = history.status_counts(res.engine, batch_id)
+    return {
+        "batch_id": batch.id,
+        "total": batch.total,
+        "counts": counts,
+        "sync": sync_counts(counts),
+        "done": not any(s.value in counts for s in ACTIVE_STATUSES),
+    }
+
+
+def _profile_export(item: ItemRecord, batch: BatchRecord) -> dict[str, Any]:
+    """One export of a profile in the per-profile status document."""
+    return {
+        "batch_id": batch.id,
+        "item_id": item.id,
+        "created_at": _iso(item.created_at),
+        "exported_at": _iso(item.exported_at),
+        "synced_at": _iso(item.synced_at),
+        "user_email": batch.user_email,
+        "target": _target(batch),
+        "status": item.status.value,
+        "greenhouse_candidate_id": item.greenhouse_candidate_id,
+        "greenhouse_application_id": item.greenhouse_application_id,
+        "linked_existing": item.linked_existing,
+        "sync_deadline_at": _iso(item.sync_deadline_at),
+        "sync_detail": item.sync_detail,
+        "sync_checks": item.sync_checks,
+        "attempts": item.attempts,
+        "error": item.error,
+        "error_cause": item.error_cause,
+        "history": item.history,
+    }
+
+
+SYNC_STATE = {
+    ItemStatus.EXPORTED: "pending",
+    ItemStatus.SYNCED: "synced",
+    ItemStatus.SYNC_OVERDUE: "overdue",
+}
+"""The sync state of an item written to Greenhouse, by its status."""
+
+
+def profile_status(res: Resources, connection_name: str, profile_id: str) -> dict[str, Any]:
+    """Every export of one profile through the connection, newest first, and a summary for the platform's
+    "exported to Greenhouse" mark (JSON-ready; the shape is in the README's operator contract).
+
+    ``exported``: Greenhouse holds a record of the profile written or linked through this connection (the
+    person ledger knows it, or an export reached ``exported``/``synced``/``sync_overdue``);
+    ``greenhouse_candidate_id``: that record (the ledger's, else the newest export's); ``status``: the
+    newest export's status; ``sync_state``: ``pending``/``synced``/``overdue`` of the newest export written
+    to Greenhouse; ``in_progress``: an export is still ``queued`` or ``sending``. A profile never exported
+    has ``exports: []``. Raises :class:`shared.errors.ConnectionNotFoundError` for an unknown connection.
+    """
+    conn = get_connection(res.engine, connection_name)
+    exports = history.profile_exports(res.engine, conn.id, profile_id)
+    person = history.ledger_entry(res.engine, conn.id, profile_id)
+    written = [e.item for e in exports if e.item.status in DONE_STATUSES]
+    candidate_id = person.greenhouse_candidate_id if person is not None else None
+    if candidate_id is None and written:
+        candidate_id = written[0].greenhouse_candidate_id
+    return {
+        "connection": conn.name,
+        "profile_id": profile_id,
+        "exported": candidate_id is not None or bool(written),
+        "greenhouse_candidate_id": candidate_id,
+        "status": exports[0].item.status.value if exports else None,
+        "sync_state": SYNC_STATE[written[0].status] if written else None,
+        "in_progress": any(e.item.status in ACTIVE_STATUSES for e in exports),
+        "exports": [_profile_export(e.item, e.batch) for e in exports],
     }

@@ -40,6 +40,10 @@ or never established) has a known outcome: nothing happened.
 A patient command (:mod:`shared.harvest.transport`) that gave up after retrying sets
 :attr:`HarvestError.tries` on the last error, and its message starts with "gave up after N tries".
 
+The causes recorded on failed items are classified once, here, for operator retries (``ghexport retry``):
+:data:`PERMANENT_CAUSES` (retried only with ``--force``), :data:`TRANSIENT_CAUSES`, and
+:data:`NEVER_RETRIED_CAUSES` (``connection_removed``); :func:`retry_refusal` applies the rule.
+
 This module is the bottom layer of ``shared``: it imports nothing of ours.
 """
 
@@ -340,3 +344,56 @@ class AmbiguousMatchError(PermanentError):
     @property
     def cause(self) -> str:
         return "ambiguous_match"
+
+
+# --- what an operator retry does with a failed item's cause -------------------------------------------
+
+PERMANENT_CAUSES: frozenset[str] = frozenset(
+    {
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "invalid",
+        "unexpected_response",
+        "ambiguous_match",
+        "invalid_profile",  # the worker's: the stored profile does not validate
+    }
+)
+"""Causes of a failure that the same request would meet again: the input or the configuration must change
+first. ``ghexport retry`` leaves such items alone unless asked with ``--force``."""
+
+TRANSIENT_CAUSES: frozenset[str] = frozenset(
+    {
+        "rate_limited",
+        "throttled",
+        "greenhouse_unavailable",
+        "server_error",
+        "timeout",
+        "connection_error",
+        "waiting",  # the worker's: a wait (for a record to show, for budget) that ran out of attempts
+        "internal_error",  # the worker's: an unexpected exception in our own code
+    }
+)
+"""Causes of a failure that may pass on its own: an operator retry sends such items again."""
+
+CONNECTION_REMOVED_CAUSE = "connection_removed"
+"""The item's connection was removed: there is no credential to send it with, so it is never retried."""
+
+NEVER_RETRIED_CAUSES: frozenset[str] = frozenset({CONNECTION_REMOVED_CAUSE})
+"""Causes no operator retry sends again, not even with ``--force``."""
+
+KNOWN_CAUSES: frozenset[str] = PERMANENT_CAUSES | TRANSIENT_CAUSES | NEVER_RETRIED_CAUSES
+"""Every cause a failed item may carry (a cause outside it, from an older release, counts as transient)."""
+
+
+def retry_refusal(cause: str | None, *, force: bool = False) -> str | None:
+    """Why an operator retry leaves a failed item with ``cause`` alone, or None when it retries it.
+
+    ``"connection_removed"`` for :data:`NEVER_RETRIED_CAUSES` (even with ``force``), ``"permanent"`` for
+    :data:`PERMANENT_CAUSES` unless ``force``; every other cause (transient, unknown, none) is retried.
+    """
+    if cause in NEVER_RETRIED_CAUSES:
+        return CONNECTION_REMOVED_CAUSE
+    if cause in PERMANENT_CAUSES and not force:
+        return "permanent"
+    return None

@@ -8,7 +8,7 @@ a worker whose lease was taken over cannot overwrite the new owner's progress. R
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from shared.errors import LeaseLostError
-from shared.store.models import DONE_STATUSES, Batch, Item, ItemStatus, Marker, Person, aware, utcnow
+from shared.errors import CONNECTION_REMOVED_CAUSE, LeaseLostError
+from shared.store.models import DONE_STATUSES, Batch, Connection, Item, ItemStatus, Marker, Person, aware, utcnow
 from shared.store.progress import ItemProgress
 from shared.store.records import BatchRecord, ItemRecord
 
@@ -247,20 +247,83 @@ def batch_items(engine: Engine, batch_id: str) -> list[ItemRecord]:
         return [ItemRecord.from_row(row) for row in rows]
 
 
-def requeue_failed(engine: Engine, batch_id: str | None = None) -> list[int]:
-    """Put failed items (of one batch, or all) back to ``queued`` and return their ids to enqueue."""
+def requeue_failed(
+    engine: Engine, batch_id: str | None = None, *, causes: Collection[str | None] | None = None
+) -> list[int]:
+    """Put failed items (of one batch, or all) back to ``queued`` and return their ids to enqueue.
+
+    ``causes``: only items failed with one of these causes (None in it: items with no cause); default
+    every cause. Never an item failed with ``connection_removed`` or whose connection was removed since:
+    there is nothing to send it with. Each item keeps its history: the round that failed is appended to
+    ``history`` as ``{"at", "status", "attempts", "cause", "error"}`` (``at``: when it failed), then its
+    attempts start again from 0 and its error is cleared. The caller publishes the ids (one more
+    publication each); until it does, recovery sees them as never published.
+    """
+    where: list[Any] = [
+        col(Item.status) == ItemStatus.FAILED,
+        sa.or_(col(Item.error_cause).is_(None), col(Item.error_cause) != CONNECTION_REMOVED_CAUSE),
+        col(Connection.removed_at).is_(None),
+    ]
+    if batch_id is not None:
+        where.append(col(Item.batch_id) == batch_id)
+    if causes is not None:
+        named = sorted({c for c in causes if c is not None})
+        wanted = [col(Item.error_cause).in_(named)] if named else []
+        if None in causes:
+            wanted.append(col(Item.error_cause).is_(None))
+        if not wanted:
+            return []
+        where.append(sa.or_(*wanted))
+    now = utcnow()
+    select_failed = (
+        sa.select(
+            col(Item.id),
+            col(Item.attempts),
+            col(Item.error_cause),
+            col(Item.error),
+            col(Item.history),
+            col(Item.updated_at),
+        )
+        .join(Connection, col(Connection.id) == col(Item.connection_id))
+        .where(*where)
+        .order_by(col(Item.id))
+        .with_for_update(of=Item)  # PostgreSQL: a concurrent retry waits, then finds them queued
+    )
+    requeue = (
+        sa.update(Item)
+        .where(col(Item.id) == sa.bindparam("item_id"), col(Item.status) == ItemStatus.FAILED)
+        .values(
+            status=ItemStatus.QUEUED,
+            attempts=0,
+            error=None,
+            error_cause=None,
+            history=sa.bindparam("new_history"),
+            enqueued_at=None,
+            due_at=None,
+            updated_at=now,
+        )
+    )
     with engine.begin() as conn:
-        where = [col(Item.status) == ItemStatus.FAILED, col(Item.error_cause) != "connection_removed"]
-        if batch_id is not None:
-            where.append(col(Item.batch_id) == batch_id)
-        ids = _stored_ids(conn.scalars(sa.select(col(Item.id)).where(*where).order_by(col(Item.id))))
-        for part in chunks(ids):
-            conn.execute(
-                sa.update(Item)
-                .where(col(Item.id).in_(part), col(Item.status) == ItemStatus.FAILED)
-                .values(status=ItemStatus.QUEUED, attempts=0, enqueued_at=None, due_at=None, updated_at=utcnow())
-            )
-    return ids
+        rows = conn.execute(select_failed).all()
+        params = [
+            {
+                "item_id": item_id,
+                "new_history": [
+                    *(history or []),
+                    {
+                        "at": aware(failed_at).isoformat(),
+                        "status": ItemStatus.FAILED.value,
+                        "attempts": attempts,
+                        "cause": cause,
+                        "error": error,
+                    },
+                ],
+            }
+            for item_id, attempts, cause, error, history, failed_at in rows
+        ]
+        for part in chunks(params):
+            conn.execute(requeue, list(part))
+    return [int(p["item_id"]) for p in params]
 
 
 # --- recovery ------------------------------------------------------------------------------------------

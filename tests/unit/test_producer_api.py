@@ -113,7 +113,7 @@ def test_retry_failed_requeues_only_failed_items(env: Env) -> None:
     env.export(second.id)
     assert api.batch_status(env.res, result.batch_id)["counts"] == {"failed": 1, "exported": 1}
     drain(env)
-    assert api.retry_failed(env.res, result.batch_id) == 1
+    assert api.retry_failed(env.res, result.batch_id).enqueued == 1
     assert [m[0][0]["item_id"] if isinstance(m, list | tuple) else None for m in drain(env)] == [first.id]
 
 
