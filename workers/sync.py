@@ -176,7 +176,7 @@ class Confirmation:
                 matched.append(item.id)
             else:
                 self._unconfirmed(due, "; ".join(found), final=due.deadline <= now)
-        self.report.synced += store_sync.mark_synced(self.res.engine, matched, now)
+        self.report.synced += repo.mark_synced(self.res.engine, matched, now)
         seen = [r.id for r in records.values() if r.greenhouse_candidate_id in candidates and r.visible_at is None]
         repo.mark_visible(self.res.engine, seen, now)
 
@@ -222,7 +222,7 @@ class Confirmation:
     def _unconfirmed(self, due: store_sync.DueItem, detail: str, *, final: bool) -> None:
         now = self.clock()
         next_check = min(self.cfg.check_every_s, max(1.0, (due.deadline - now).total_seconds()))
-        changed = store_sync.mark_unconfirmed(
+        changed = repo.mark_unconfirmed(
             self.res.engine, due.item_id, detail, overdue=final, next_check_s=next_check, when=now
         )
         if changed and final:

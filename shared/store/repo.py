@@ -326,6 +326,53 @@ def requeue_failed(
     return [int(p["item_id"]) for p in params]
 
 
+# --- sync confirmation (the read-back's outcome; the schedule and queries are in shared.store.sync) -----
+
+
+def mark_synced(engine: Engine, item_ids: Sequence[int], when: datetime | None = None) -> int:
+    """The read-back found what these items sent: ``synced``."""
+    when = when or utcnow()
+    if not item_ids:
+        return 0
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                sa.update(Item)
+                .where(col(Item.id).in_(list(item_ids)), col(Item.status) == ItemStatus.EXPORTED)
+                .values(
+                    status=ItemStatus.SYNCED,
+                    synced_at=when,
+                    sync_check_at=None,
+                    sync_detail=None,
+                    sync_checks=col(Item.sync_checks) + 1,
+                    updated_at=when,
+                )
+            ).rowcount
+        )
+
+
+def mark_unconfirmed(
+    engine: Engine, item_id: int, detail: str, *, overdue: bool, next_check_s: float, when: datetime | None = None
+) -> bool:
+    """The read-back did not find what the item sent (``detail`` says what): ``sync_overdue`` when its
+    window has closed, else read back again in ``next_check_s``."""
+    when = when or utcnow()
+    values: dict[str, object] = {
+        "sync_detail": detail[:2000],
+        "sync_checks": col(Item.sync_checks) + 1,
+        "updated_at": when,
+    }
+    if overdue:
+        values.update(status=ItemStatus.SYNC_OVERDUE, sync_check_at=None)
+    else:
+        values["sync_check_at"] = when + timedelta(seconds=next_check_s)
+    with engine.begin() as conn:
+        updated = conn.execute(
+            sa.update(Item).where(col(Item.id) == item_id, col(Item.status) == ItemStatus.EXPORTED).values(**values)
+        ).rowcount
+    return bool(updated == 1)
+
+
 # --- recovery ------------------------------------------------------------------------------------------
 
 

@@ -5,8 +5,9 @@ An item ``exported`` is scheduled lazily: the first confirmation turn after its 
 (:func:`sync_window_s`, from when it was exported) and its first read-back time, so the export path
 writes nothing more and items exported by an older version are confirmed too. Each read-back then ends
 the item ``synced`` (what was sent is there), ``sync_overdue`` (still missing or different when the window
-closed, with what differs) or leaves it ``exported`` until its next read-back. Every write is guarded by
-status ``exported``: an item another turn already settled is never overwritten.
+closed, with what differs) or leaves it ``exported`` until its next read-back: those state changes are
+:func:`shared.store.repo.mark_synced` and :func:`~shared.store.repo.mark_unconfirmed`, with the item's other
+state changes, each guarded by status ``exported`` so an item another turn settled is never overwritten.
 """
 
 from __future__ import annotations
@@ -105,47 +106,3 @@ def exporting_connections(engine: Engine) -> set[int]:
     with engine.connect() as conn:
         busy = conn.scalars(sa.select(col(Item.connection_id)).where(col(Item.status).in_(ACTIVE_STATUSES)).distinct())
         return {int(c) for c in busy}
-
-
-def mark_synced(engine: Engine, item_ids: Sequence[int], when: datetime | None = None) -> int:
-    """The read-back found what these items sent: ``synced``."""
-    when = when or utcnow()
-    if not item_ids:
-        return 0
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                sa.update(Item)
-                .where(col(Item.id).in_(list(item_ids)), col(Item.status) == ItemStatus.EXPORTED)
-                .values(
-                    status=ItemStatus.SYNCED,
-                    synced_at=when,
-                    sync_check_at=None,
-                    sync_detail=None,
-                    sync_checks=col(Item.sync_checks) + 1,
-                    updated_at=when,
-                )
-            ).rowcount
-        )
-
-
-def mark_unconfirmed(
-    engine: Engine, item_id: int, detail: str, *, overdue: bool, next_check_s: float, when: datetime | None = None
-) -> bool:
-    """The read-back did not find what the item sent (``detail`` says what): ``sync_overdue`` when its
-    window has closed, else read back again in ``next_check_s``."""
-    when = when or utcnow()
-    values: dict[str, object] = {
-        "sync_detail": detail[:2000],
-        "sync_checks": col(Item.sync_checks) + 1,
-        "updated_at": when,
-    }
-    if overdue:
-        values.update(status=ItemStatus.SYNC_OVERDUE, sync_check_at=None)
-    else:
-        values["sync_check_at"] = when + timedelta(seconds=next_check_s)
-    with engine.begin() as conn:
-        updated = conn.execute(
-            sa.update(Item).where(col(Item.id) == item_id, col(Item.status) == ItemStatus.EXPORTED).values(**values)
-        ).rowcount
-    return bool(updated == 1)
