@@ -121,12 +121,21 @@ def worker(
         ),
     ] = False,
 ) -> None:
-    """Run a Celery worker for this app in the foreground; started again if it dies on its own."""
+    """Run a Celery worker for this app in the foreground; started again if it dies on its own.
+
+    With ``GHX_METRICS_PORT`` set, its main process serves Prometheus ``/metrics`` for every process of the
+    worker: this command gives the Celery child a fresh ``PROMETHEUS_MULTIPROC_DIR`` (unless one is set
+    already), removed when the worker ends."""
     from producer.demo import worker_command
+    from shared import metrics
+    from shared.monitoring import ensure_port_free
 
     res = cli_base.resources()
     os.environ["GHX_BROKER_URL"] = res.broker_url  # resolve `embedded` once, for every child
     _check_pool(pool)
+    metrics_port = res.settings.metrics_port
+    if metrics_port is not None:
+        ensure_port_free(res.settings.metrics_host, metrics_port)  # a taken port: one line now, not a log line
     cmd = worker_command(concurrency, loglevel, pool=pool)
     if queues:
         cmd[cmd.index("-Q") + 1] = queues
@@ -136,7 +145,8 @@ def worker(
         schedule = os.path.join(res.settings.embedded_dir, "celerybeat-schedule")
         os.makedirs(res.settings.embedded_dir, exist_ok=True)
         cmd += ["--beat", "--schedule", schedule]
-    code = supervise(cmd)
+    with metrics.multiprocess_env(enabled=metrics_port is not None):  # before the child imports anything
+        code = supervise(cmd)
     raise typer.Exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell says
 
 

@@ -41,6 +41,9 @@ by a pacer (:mod:`shared.queue.pacing`) when its turn comes, with its requests r
 a worker slot, no task bounces through the broker, and one customer's long batch waits in Redis, not in
 the broker's queue in front of another customer's items.
 
+**Measured** (:mod:`shared.metrics`): the time each send waited for budget, the sends refused as too long
+a wait, the items parked and released.
+
 **Trade-offs.**
 
 - Half a burst: a rolling window would allow ``L`` sends at once; we allow half of that after a quiet
@@ -67,6 +70,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack
 
+from shared import metrics
 from shared.errors import ThrottledError
 from shared.harvest import limiter_scripts as lua
 from shared.harvest.ratelimit import REPORT_WAIT_S, OnWait, RateLimitInfo
@@ -243,10 +247,12 @@ class RedisRateLimiter:
         while True:
             wait_s, ticket = self.try_acquire(key, reserved=reserved)
             if wait_s <= 0:
+                metrics.LIMITER_WAIT_SECONDS.observe(waited)
                 return ticket
             if waited + wait_s > longest:
                 if reserved:
                     self._give_back_credit(key)
+                metrics.LIMITER_THROTTLED.inc()
                 after = f" after waiting {waited:.0f} s" if waited >= 1 else ""
                 raise ThrottledError(
                     f"rate limit budget spent{after}; next send in {wait_s:.1f} s", retry_after_s=wait_s
@@ -305,6 +311,7 @@ class RedisRateLimiter:
             for item_id, cost in items[start : start + 1000]:
                 flat += [str(item_id), max(1, cost)]
             self._park(keys=keys, args=flat)
+        metrics.count_parked(len(items), enrichment=enrichment)
 
     def _horizon_ms(self) -> int:
         """How far ahead of the gate work is admitted: half the longest inline wait, so an admitted item
@@ -314,12 +321,18 @@ class RedisRateLimiter:
     def release(self, key: str, max_items: int = 100) -> list[Released]:
         """Pop the parked items of ``key`` whose turn has come (their cost is reserved)."""
         flat = self._release(keys=self._queue_keys(key), args=[*self._guess(), max_items, key, self._horizon_ms()])
-        return [Released(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        released = [Released(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        metrics.ITEMS_RELEASED.inc(len(released))
+        return released
 
     def parked_keys(self) -> list[str]:
         """Credentials with parked items."""
         members = self.redis.smembers(self.key_prefix + PARKED_KEYS)
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    def parked_count(self) -> int:
+        """How many items are parked, every credential together (one ``SCARD``: cheap enough for a scrape)."""
+        return int(self.redis.scard(self.key_prefix + PARKED_ITEMS))
 
     def parked(self, item_ids: Sequence[int]) -> set[int]:
         """Which of ``item_ids`` are parked (waiting for their credential's turn, not lost)."""

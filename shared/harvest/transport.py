@@ -7,7 +7,9 @@ token endpoint's included, is a failure; any other answer a success). Transport 
 :class:`HarvestTimeoutError` / :class:`HarvestConnectionError`, with ``sent=False`` when no connection was
 established (the request never left). Writes are sent exactly once per call (an unknown create outcome is
 reconciled by the caller, never re-sent here). Lists follow ``Link: rel="next"`` exactly [P PAGE]: filters
-and ``per_page`` on the first request only, then only the next URL with its cursor.
+and ``per_page`` on the first request only, then only the next URL with its cursor. Each Harvest API request
+is counted in :mod:`shared.metrics` (route template, status code or transport failure, duration, in flight;
+token mints are not).
 
 Two retry policies (tenacity), chosen at construction and kept by :meth:`HarvestTransport.with_sub`:
 
@@ -38,6 +40,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from shared import metrics
 from shared.errors import (
     CircuitOpenError,
     HarvestConnectionError,
@@ -290,11 +293,17 @@ class HarvestTransport:
         """Send ``request`` (through the auth flow, unless it is a ``mint`` itself) and tell the breaker
         how Greenhouse answered: a 5xx, a timeout or a failed connection (a failed mint too) is a failure."""
         key = self.credential.client_id
+        started = time.perf_counter()
         try:
-            response = self._http.send(request) if mint else self._http.send(request, auth=self._auth)
+            with metrics.in_flight():
+                response = self._http.send(request) if mint else self._http.send(request, auth=self._auth)
         except httpx.TransportError as exc:
             self.breaker.record(key, False)
-            raise self._map_transport(exc, method, path) from None
+            error = self._map_transport(exc, method, path)
+            if not mint and error.method is not None:  # the Harvest request itself failed, not a token mint
+                code = "timeout" if isinstance(error, HarvestTimeoutError) else "connection_error"
+                metrics.observe_request(request.method, request.url.path, code, time.perf_counter() - started)
+            raise error from None
         except HarvestError as exc:  # raised by the auth flow: the token endpoint's answer
             self.breaker.record(key, not is_outage(exc))
             raise
@@ -302,6 +311,9 @@ class HarvestTransport:
             self.breaker.release(key)
             raise
         self.breaker.record(key, response.status_code < 500)
+        if not mint:  # Harvest API requests only: a token mint is not one
+            took = time.perf_counter() - started
+            metrics.observe_request(request.method, request.url.path, response.status_code, took)
         return response
 
     def _send_once(
