@@ -45,6 +45,7 @@ def main() -> None:
 
     # httpx logs request URLs at INFO; email lookups put addresses in them: keep them out of logs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    _configure_logging()
     register_commands()
     try:
         code = app(standalone_mode=False)
@@ -58,3 +59,22 @@ def main() -> None:
     finally:
         close_resources()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _configure_logging() -> None:
+    """Logs on stderr, redacted, text on a terminal and JSON lines otherwise (:mod:`shared.logs`). A command
+    logs warnings and errors only, unless ``GHX_LOG__LEVEL`` asks for more: its output is its result, and a
+    failure stays one line. Invalid settings other than the log's are left to the command, which names them."""
+    from pydantic import ValidationError
+
+    from shared.errors import ConfigurationError
+    from shared.logs import configure_logging
+    from shared.settings import Settings
+
+    try:
+        configure_logging(Settings(), default_level="WARNING")
+    except ValidationError:
+        return
+    except ConfigurationError as exc:
+        fail(str(exc))
+        sys.exit(1)

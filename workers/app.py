@@ -17,6 +17,8 @@ import logging
 
 from celery import Celery, signals
 
+from shared.logs import configure_logging
+from shared.monitoring import MetricsEndpoint, process_exits
 from shared.queue.celery_app import make_celery
 from shared.settings import EMBEDDED, Settings
 from workers.runtime import MaintenanceRuntime, WorkerRuntime
@@ -52,6 +54,16 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+def _setup_logging(loglevel: object = None, **_: object) -> None:
+    # Connected, Celery configures no logging of its own: its lines, ours and the tasks' go through one
+    # redacted handler on stderr, JSON lines unless stderr is a terminal (shared.logs, GHX_LOG__*), at the
+    # more verbose of --loglevel and GHX_LOG__LEVEL.
+    configure_logging(settings, default_level=loglevel if isinstance(loglevel, int) else logging.INFO)
+
+
+signals.setup_logging.connect(_setup_logging)
+
+
 def _init_process(**_: object) -> None:
     runtime.start()
 
@@ -76,3 +88,27 @@ signals.worker_process_shutdown.connect(_close_process)
 # started once the pool is up, so no child inherits their threads or their connections.
 signals.worker_ready.connect(_start_main)
 signals.worker_shutdown.connect(_stop_main)
+
+
+# Prometheus /metrics (shared.monitoring) on GHX_METRICS_PORT, served by the main process: every process of
+# this worker added up when `ghexport worker` set PROMETHEUS_MULTIPROC_DIR, and the store's and broker's
+# figures. A pool child that exits is marked dead, so its live gauges stop counting.
+metrics_endpoint = MetricsEndpoint(settings, role="worker")
+
+
+def _start_metrics(**_: object) -> None:
+    metrics_endpoint.start_in_worker()
+
+
+def _stop_metrics(**_: object) -> None:
+    metrics_endpoint.stop()
+    process_exits()
+
+
+def _child_exits(**_: object) -> None:
+    process_exits()
+
+
+signals.worker_ready.connect(_start_metrics)
+signals.worker_shutdown.connect(_stop_metrics)
+signals.worker_process_shutdown.connect(_child_exits)

@@ -20,7 +20,7 @@ from shared.store import repo
 from shared.store.models import ItemStatus, utcnow
 from shared.store.progress import ItemProgress
 from shared.store.records import ItemRecord
-from workers.outcome import Finished, Outcome, Parked, RetryLater
+from workers.outcome import Finished, ItemIds, Outcome, Parked, RetryLater
 
 
 class ItemRun:
@@ -59,6 +59,12 @@ class ItemRun:
     @property
     def item_id(self) -> int:
         return self._item.id
+
+    @property
+    def ids(self) -> ItemIds:
+        """The item's batch, connection and Greenhouse ids as this run last stored them (for the outcome)."""
+        item = self._item
+        return ItemIds(item.batch_id, item.connection_id, item.greenhouse_candidate_id, item.greenhouse_application_id)
 
     @property
     def progress(self) -> ItemProgress:
@@ -100,7 +106,7 @@ class ItemRun:
             error_cause=error_cause,
             warnings=self.warnings,
         )
-        return Finished(status)
+        return Finished(status, cause=error_cause, ids=self.ids)
 
     def fail(self, cause: str, message: str) -> Finished:
         """End the run with ``failed``: ``cause`` is machine-readable, ``message`` is for the operator."""
@@ -113,7 +119,7 @@ class ItemRun:
             error_cause=cause,
             warnings=self.warnings,
         )
-        return Finished(ItemStatus.FAILED)
+        return Finished(ItemStatus.FAILED, cause=cause, ids=self.ids)
 
     def retry(self, countdown_s: float, cause: str, message: str, *, counts: bool) -> Outcome:
         """Give the item back (``queued``) to try again after ``countdown_s``.
@@ -133,13 +139,13 @@ class ItemRun:
             error_cause=cause,
             warnings=self.warnings,
         )
-        return RetryLater(countdown_s, message, cause)
+        return RetryLater(countdown_s, message, cause, ids=self.ids)
 
     def park(self, reason: str) -> Parked:
         """Give the item back (``queued``, attempt refunded) to wait for its credential's budget; the caller
         then parks it in the credential's queue (after this, so the pacer never finds it still ``sending``)."""
         repo.release_item(self.engine, self.item_id, self.owner, counts=False, warnings=self.warnings)
-        return Parked(reason)
+        return Parked(reason, ids=self.ids)
 
     def backoff_s(self) -> float:
         """The wait before the next attempt: exponential in the attempts made, capped, with jitter."""

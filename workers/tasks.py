@@ -8,6 +8,7 @@ import random
 
 from pydantic import ValidationError
 
+from shared import metrics
 from shared.errors import UnavailableError
 from shared.queue import names, recovery
 from shared.queue.celery_app import BoundTask, bound_task, safe_countdown, task
@@ -15,7 +16,7 @@ from shared.queue.messages import ExportItemMessage
 from shared.resources import translate_error
 from workers.app import app, runtime
 from workers.export import export_item
-from workers.outcome import Finished, NotClaimed, Parked, RetryLater
+from workers.outcome import Finished, NotClaimed, Outcome, Parked, RetryCause, RetryLater, attempt_fields, describe
 
 log = logging.getLogger("ghexport.worker")
 
@@ -39,24 +40,35 @@ def export_item_task(self: BoundTask, message: object) -> str:
         # Never let one item crash the worker, and never ack a message before its result is saved: the
         # task is sent again. The store (or Redis) unreachable is said once per outage, not per task.
         error = translate_error(exc)
+        metrics.count_export("unavailable" if isinstance(error, UnavailableError) else "error")
         if isinstance(error, UnavailableError):
             deps.store.down(str(error))
-            raise self.retry(countdown=UNAVAILABLE_RETRY_S + random.uniform(0.0, UNAVAILABLE_RETRY_S)) from None
-        log.exception("export of item %s failed unexpectedly; retrying", msg.item_id)
-        raise self.retry(countdown=UNEXPECTED_ERROR_RETRY_S) from None
+            later = RetryLater(UNAVAILABLE_RETRY_S + random.uniform(0.0, UNAVAILABLE_RETRY_S), "", "unavailable")
+            log.debug("item %s: %s", msg.item_id, describe(later), extra=_fields(self, msg.item_id, later))
+        else:
+            later = RetryLater(UNEXPECTED_ERROR_RETRY_S, "", f"internal_error: {type(exc).__name__}")
+            log.exception("item %s: %s", msg.item_id, describe(later), extra=_fields(self, msg.item_id, later))
+        # throw=False, then raise from None: Flower shows the cause, never the text of the error being handled
+        raise self.retry(countdown=later.countdown_s, exc=RetryCause(later.cause), throw=False) from None
     deps.store.up()
+    metrics.count_export(outcome.status if isinstance(outcome, Finished) else type(outcome).__name__)
+    # one line per attempt: ids and the outcome as JSON fields (docs/operations.md, "Logs")
+    log.info("item %s: %s", msg.item_id, describe(outcome), extra=_fields(self, msg.item_id, outcome))
     if isinstance(outcome, RetryLater):
-        log.info("item %s: retry in %.0fs (%s)", msg.item_id, outcome.countdown_s, outcome.cause)
-        raise self.retry(countdown=safe_countdown(deps.settings, outcome.countdown_s))
+        countdown = safe_countdown(deps.settings, outcome.countdown_s)
+        raise self.retry(countdown=countdown, exc=RetryCause(outcome.cause))
     if isinstance(outcome, NotClaimed):
-        log.info("item %s: not claimed (finished, or held by another worker)", msg.item_id)
         return "not-claimed"
     if isinstance(outcome, Parked):
-        log.info("item %s: parked until its credential has budget", msg.item_id)
         return "parked"
     assert isinstance(outcome, Finished)
-    log.info("item %s: %s", msg.item_id, outcome.status)
     return outcome.status
+
+
+def _fields(task: BoundTask, item_id: int, outcome: Outcome) -> dict[str, object]:
+    """The per-attempt line's JSON fields (:func:`workers.outcome.attempt_fields`), with the Celery task id
+    and retry count Flower shows for the same attempt."""
+    return {**attempt_fields(item_id, outcome), "task_id": task.request.id, "task_retries": task.request.retries}
 
 
 @task(app, name=names.RECOVER_TASK)

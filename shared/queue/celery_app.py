@@ -45,11 +45,26 @@ class RegisteredTask(Protocol[P, R_co]):
         ...
 
 
+class TaskRequest(Protocol):
+    """What a task reads of the message it runs for (``self.request``)."""
+
+    id: str | None
+    retries: int
+    """How many times this task was retried before this run (0 on the first delivery)."""
+
+
 class BoundTask(Protocol):
     """What a ``bind=True`` task uses of its first argument, the Celery ``Task`` it runs as."""
 
-    def retry(self, *, countdown: float | None = None) -> Exception:
-        """Schedule a new attempt in ``countdown`` seconds; Celery raises the returned ``Retry`` itself."""
+    request: TaskRequest
+
+    def retry(
+        self, *, countdown: float | None = None, exc: BaseException | None = None, throw: bool = True
+    ) -> Exception:
+        """Schedule a new attempt in ``countdown`` seconds. Celery raises the ``Retry`` itself unless
+        ``throw=False``; raised inside an ``except`` block it then chains the exception being handled, whose
+        text Flower would show: pass ``throw=False`` there and ``raise ... from None``. ``exc`` is what
+        Flower and the worker's retry line show as the reason (``Retry in 5s: RetryCause('rate_limited')``)."""
         ...
 
 
@@ -70,7 +85,14 @@ def bound_task(
 
 
 def make_celery(settings: Settings, broker_url: str) -> Celery:
-    """A Celery app on ``broker_url`` configured for exports (dedicated queue, late acks, prefetch 1)."""
+    """A Celery app on ``broker_url`` configured for exports (dedicated queue, late acks, prefetch 1).
+
+    Task events are on (sent by the producer's and the pacer's ``send_task``, and by every worker), so
+    Flower (``ghexport flower``) sees each task from sent to done without enabling them at runtime. What
+    it shows carries ids only: the ids-only message as arguments, the final status as result, a retry's
+    machine-readable cause as its exception. Events are small fire-and-forget publishes (Redis ``PUBLISH``,
+    dropped when nobody listens): docs/operations.md has the measured cost.
+    """
     app = Celery("ghexport", broker=broker_url, set_as_current=False)
     transport_options = {"visibility_timeout": settings.visibility_timeout_s}
     app.conf.update(
@@ -88,6 +110,8 @@ def make_celery(settings: Settings, broker_url: str) -> Celery:
         task_queues=[Queue(names.EXPORT_QUEUE)],
         task_routes={names.EXPORT_ITEM_TASK: {"queue": names.EXPORT_QUEUE}},
         worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
         enable_utc=True,
     )
     return app

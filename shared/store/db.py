@@ -15,7 +15,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 def make_engine(url: str) -> Engine:
     """An engine for ``url``. SQLite gets WAL, a busy timeout and foreign keys, so several worker
     processes can share one file; each process must build its own engine (after fork)."""
-    kwargs: dict[str, Any] = {}
+    # A database error's message never carries the statement's values (names, profile JSON): its traceback
+    # may reach a log or Flower.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         kwargs["poolclass"] = NullPool
