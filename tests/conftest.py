@@ -10,6 +10,7 @@ an outcome; tests that start processes pass them an explicit environment. Every 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -131,3 +132,12 @@ def postgres_schema_url(postgres_url: str) -> Iterator[str]:
 def sqlite_url(tmp_path: object) -> str:
     """A fresh SQLite file database."""
     return f"sqlite:///{tmp_path}/ghexport-test.db"
+
+
+@pytest.fixture
+def keep_signal_handlers() -> Iterator[None]:
+    """Put back the process's SIGTERM, SIGQUIT and SIGINT handlers after a test that installs its own."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

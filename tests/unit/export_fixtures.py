@@ -16,6 +16,7 @@ from shared.connections.service import connect
 from shared.harvest.sandbox import Sandbox, SandboxConfig
 from shared.harvest.sandbox import seed as s
 from shared.profiles.model import Profile
+from shared.queue import names
 from shared.resources import Resources
 from shared.settings import ExportSettings, HarvestSettings, LimiterSettings, Settings
 from shared.store import repo
@@ -185,3 +186,19 @@ def profile(pid: str = "p-1", **over: Any) -> Profile:
     }
     data.update(over)
     return Profile.model_validate(data)
+
+
+def drain_broker(env: Env) -> int:
+    """Remove every message the test left on the in-memory broker's export queue (the ``memory://``
+    transport is shared by the whole process: another test's count of messages must not see ours)."""
+    n = 0
+    with env.res.celery.connection_for_read() as conn:
+        queue = conn.SimpleQueue(names.EXPORT_QUEUE)
+        while True:
+            try:
+                queue.get(block=False).ack()
+            except queue.Empty:
+                break
+            n += 1
+        queue.close()
+    return n

@@ -43,19 +43,3 @@ def batch_ids(env: Env) -> list[str]:
     """Every batch in the store."""
     with env.engine.connect() as conn:
         return [str(b) for b in conn.scalars(sa.select(col(Batch.id)))]
-
-
-def drain_broker(env: Env) -> int:
-    """Remove every message the test left on the in-memory broker's export queue (the ``memory://``
-    transport is shared by the whole process: another test's count of messages must not see ours)."""
-    n = 0
-    with env.res.celery.connection_for_read() as conn:
-        queue = conn.SimpleQueue("ghexport.export")
-        while True:
-            try:
-                queue.get(block=False).ack()
-            except queue.Empty:
-                break
-            n += 1
-        queue.close()
-    return n

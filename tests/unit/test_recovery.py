@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 
-from shared.queue import names, recovery
+from shared.queue import recovery
 from shared.queue.publishing import publish
 from shared.store import repo
 from shared.store.models import Item, ItemStatus, utcnow
-from tests.unit.export_fixtures import Env, make_env, profile
+from tests.unit.export_fixtures import Env, drain_broker, make_env, profile
 from workers.liveness import Heartbeat, InFlight, StoreHealth
 from workers.outcome import Finished
 
@@ -42,21 +42,6 @@ def backdate(env: Env, ids: list[int], seconds: float, **columns: str) -> None:
     values: dict[str, Any] = {"updated_at": then, **dict.fromkeys(columns.values(), then)}
     with env.engine.begin() as conn:
         conn.execute(sa.update(Item).where(col(Item.id).in_(ids)).values(**values))
-
-
-def drain(env: Env) -> int:
-    """Consume every message on the in-memory broker's export queue; returns how many there were."""
-    n = 0
-    with env.res.celery.connection_for_read() as conn:
-        queue = conn.SimpleQueue(names.EXPORT_QUEUE)
-        while True:
-            try:
-                queue.get(block=False).ack()
-            except queue.Empty:
-                break
-            n += 1
-        queue.close()
-    return n
 
 
 def publications(env: Env, ids: list[int]) -> list[int]:
@@ -109,13 +94,13 @@ def test_after_the_broker_lost_its_data_every_queued_item_is_published_again_at_
     claimed = repo.claim_item(env.engine, done, "w:1", 60)
     assert claimed is not None
     repo.finish_item(env.engine, done, "w:1", ItemStatus.EXPORTED)
-    drain(env)
+    drain_broker(env)
     broker.flushall()
 
     report = sweep(env, broker)
 
     assert report.broker_lost and report.after_loss == ids[1:]  # young items too: loss is seen, not aged
-    assert drain(env) == 3
+    assert drain_broker(env) == 3
     assert publications(env, ids) == [1, 2, 2, 2]
 
 
@@ -124,7 +109,7 @@ def test_after_the_broker_lost_its_data_every_queued_item_is_published_again_at_
 
 def test_items_of_a_dead_worker_come_back_once_their_lease_expired(env: Env, broker: fakeredis.FakeRedis) -> None:
     ids = published_batch(env, 2)
-    drain(env)
+    drain_broker(env)
     for i in ids:
         assert repo.claim_item(env.engine, i, "dead:1", lease_s=60) is not None
     assert sweep(env, broker).published == 0  # leases still running
@@ -132,7 +117,7 @@ def test_items_of_a_dead_worker_come_back_once_their_lease_expired(env: Env, bro
 
     report = sweep(env, broker)
 
-    assert report.expired == ids[:1] and drain(env) == 1
+    assert report.expired == ids[:1] and drain_broker(env) == 1
     assert repo.claim_item(env.engine, ids[0], "alive:2", lease_s=60) is not None
 
 
@@ -156,7 +141,7 @@ def test_items_waiting_in_a_long_queue_are_never_published_twice(env: Env, broke
 
 def test_an_overdue_item_no_queue_holds_is_published_again(env: Env, broker: fakeredis.FakeRedis) -> None:
     ids = published_batch(env, 2)
-    drain(env)  # a dead worker had reserved these messages for a later retry
+    drain_broker(env)  # a dead worker had reserved these messages for a later retry
     backdate(env, ids, GRACE_S + 1, enq="enqueued_at", due="due_at")
 
     assert sweep(env, broker).overdue == ids
@@ -168,7 +153,7 @@ def test_workers_publish_an_overdue_item_only_when_two_turns_in_a_row_found_it(
 ) -> None:
     memory = fakeredis.FakeRedis()
     ids = published_batch(env, 2)
-    drain(env)  # both messages gone from the queue: one a live worker just took, one a dead worker held
+    drain_broker(env)  # both messages gone from the queue: one a live worker just took, one a dead worker held
     backdate(env, ids, GRACE_S + 1, enq="enqueued_at", due="due_at")
 
     def turn() -> list[int]:
@@ -182,7 +167,7 @@ def test_workers_publish_an_overdue_item_only_when_two_turns_in_a_row_found_it(
 
 def test_a_retry_due_later_is_not_overdue(env: Env, broker: fakeredis.FakeRedis) -> None:
     (item_id,) = published_batch(env, 1)
-    drain(env)
+    drain_broker(env)
     assert repo.claim_item(env.engine, item_id, "w:1", 60) is not None
     repo.release_item(env.engine, item_id, "w:1", countdown_s=600)  # waiting for Greenhouse, 10 min
     backdate(env, [item_id], GRACE_S + 1, enq="enqueued_at")

@@ -24,8 +24,8 @@ from shared.errors import (
 )
 from shared.harvest.sandbox import seed as s
 from shared.store.models import utcnow
-from tests.unit.export_fixtures import Env, make_env
-from tests.unit.retry_fixtures import drain_broker, export, fail, ids, set_items
+from tests.unit.export_fixtures import Env, drain_broker, make_env
+from tests.unit.retry_fixtures import export, fail, ids, set_items
 
 
 @pytest.fixture

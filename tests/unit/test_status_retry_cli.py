@@ -17,8 +17,8 @@ from producer.cli import app, register_commands
 from shared.harvest.sandbox import seed as s
 from shared.store import repo
 from shared.store.models import utcnow
-from tests.unit.export_fixtures import Env, make_env, profile
-from tests.unit.retry_fixtures import batch_ids, drain_broker, export, fail, ids, set_items
+from tests.unit.export_fixtures import Env, drain_broker, make_env, profile
+from tests.unit.retry_fixtures import batch_ids, export, fail, ids, set_items
 
 runner = CliRunner()
 
