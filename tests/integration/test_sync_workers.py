@@ -13,7 +13,7 @@ from shared.store.records import ItemRecord
 from tests.integration.cluster import Cluster, batch_items, cluster, profiles, wait_until_done
 from tests.integration.workers_env import broker_db
 
-WINDOW_S = 15.0
+WINDOW_S = 10.0
 CHECK_S = 3.0
 
 
