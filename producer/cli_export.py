@@ -145,6 +145,8 @@ def wait_for_batch(batch_id: str, *, quiet: bool = False, timeout_s: float | Non
     else:
         with Live(view, console=err_console, refresh_per_second=4, transient=False):
             _poll(res, view, deadline)
+        if not err_console.is_terminal:  # Live ends its last frame without a newline off a terminal
+            err_console.line()
     return api.batch_status(res, batch_id)
 
 
