@@ -33,7 +33,7 @@ from shared.errors import (
 from shared.profiles.model import LineError, Profile
 from shared.queue import recovery
 from shared.resources import Resources
-from shared.store import history, repo
+from shared.store import history, people, repo
 from shared.store.models import ACTIVE_STATUSES, DONE_STATUSES, Batch, ItemStatus, TargetKind, aware
 from shared.store.records import BatchRecord, ItemRecord
 
@@ -170,8 +170,8 @@ def retry_failed(
     Raises :class:`UserError` for an unknown batch, or a ``cause`` that is neither a known cause nor one
     recorded on a failed item (the message lists the causes of the failed items).
     """
-    if batch_id is not None and repo.get_batch(res.engine, batch_id) is None:
-        raise UserError(f"no batch {batch_id}")
+    if batch_id is not None:
+        _batch(res, batch_id)
     groups = history.failed_by_cause(res.engine, batch_id)
     if cause is not None and cause not in KNOWN_CAUSES and all(g.cause != cause for g in groups):
         present = sorted({g.cause for g in groups if g.cause is not None})
@@ -218,33 +218,45 @@ def _target(batch: BatchRecord) -> dict[str, Any]:
     }
 
 
-def sync_counts(counts: dict[str, int]) -> dict[str, int]:
-    """The sync confirmation of a batch from its counts by status: ``pending`` (``exported``, awaiting the
-    read-back), ``synced``, ``overdue`` (``sync_overdue``)."""
+SYNC_STATE = {
+    ItemStatus.EXPORTED: "pending",
+    ItemStatus.SYNCED: "synced",
+    ItemStatus.SYNC_OVERDUE: "overdue",
+}
+"""The sync state of an item written to Greenhouse, by its status (``pending``: awaiting the read-back)."""
+
+
+def _batch(res: Resources, batch_id: str) -> BatchRecord:
+    """The batch ``batch_id``; :class:`UserError` when there is none."""
+    batch = repo.get_batch(res.engine, batch_id)
+    if batch is None:
+        raise UserError(f"no batch {batch_id}")
+    return batch
+
+
+def _head(batch: BatchRecord, counts: dict[str, int]) -> dict[str, Any]:
+    """What :func:`batch_status` and :func:`batch_progress` both start with: ``batch_id``, ``total``,
+    ``counts`` by status, ``sync`` (``pending``, ``synced``, ``overdue``) and ``done``."""
     return {
-        "pending": counts.get(ItemStatus.EXPORTED.value, 0),
-        "synced": counts.get(ItemStatus.SYNCED.value, 0),
-        "overdue": counts.get(ItemStatus.SYNC_OVERDUE.value, 0),
+        "batch_id": batch.id,
+        "total": batch.total,
+        "counts": counts,
+        "sync": {state: counts.get(status.value, 0) for status, state in SYNC_STATE.items()},
+        "done": not any(s.value in counts for s in ACTIVE_STATUSES),
     }
 
 
 def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
     """The contract's status document of a batch (JSON-ready: statuses and kinds are plain strings,
     timestamps ISO 8601 UTC strings)."""
-    batch = repo.get_batch(res.engine, batch_id)
-    if batch is None:
-        raise UserError(f"no batch {batch_id}")
+    batch = _batch(res, batch_id)
     items = repo.batch_items(res.engine, batch_id)
     counts: dict[str, int] = {}
     for it in items:
         counts[it.status.value] = counts.get(it.status.value, 0) + 1
     return {
-        "batch_id": batch.id,
-        "total": batch.total,
+        **_head(batch, counts),
         "target": _target(batch),
-        "counts": counts,
-        "sync": sync_counts(counts),
-        "done": not any(s.value in counts for s in ACTIVE_STATUSES),
         "rejected": batch.rejected,
         "items": [
             {
@@ -270,17 +282,8 @@ def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
 def batch_progress(res: Resources, batch_id: str) -> dict[str, Any]:
     """The head of :func:`batch_status` without the items (``batch_id``, ``total``, ``counts``, ``sync``,
     ``done``): one grouped read, cheap enough to poll for a batch of any size."""
-    batch = repo.get_batch(res.engine, batch_id)
-    if batch is None:
-        raise UserError(f"no batch {batch_id}")
-    counts = history.status_counts(res.engine, batch_id)
-    return {
-        "batch_id": batch.id,
-        "total": batch.total,
-        "counts": counts,
-        "sync": sync_counts(counts),
-        "done": not any(s.value in counts for s in ACTIVE_STATUSES),
-    }
+    batch = _batch(res, batch_id)
+    return _head(batch, history.status_counts(res.engine, batch_id))
 
 
 def _profile_export(item: ItemRecord, batch: BatchRecord) -> dict[str, Any]:
@@ -307,14 +310,6 @@ def _profile_export(item: ItemRecord, batch: BatchRecord) -> dict[str, Any]:
     }
 
 
-SYNC_STATE = {
-    ItemStatus.EXPORTED: "pending",
-    ItemStatus.SYNCED: "synced",
-    ItemStatus.SYNC_OVERDUE: "overdue",
-}
-"""The sync state of an item written to Greenhouse, by its status."""
-
-
 def profile_status(res: Resources, connection_name: str, profile_id: str) -> dict[str, Any]:
     """Every export of one profile through the connection, newest first, and a summary for the platform's
     "exported to Greenhouse" mark (JSON-ready; the shape is in the README's operator contract).
@@ -328,7 +323,7 @@ def profile_status(res: Resources, connection_name: str, profile_id: str) -> dic
     """
     conn = get_connection(res.engine, connection_name)
     exports = history.profile_exports(res.engine, conn.id, profile_id)
-    person = history.ledger_entry(res.engine, conn.id, profile_id)
+    person = people.find_person(res.engine, conn.id, profile_id)
     written = [e.item for e in exports if e.item.status in DONE_STATUSES]
     candidate_id = person.greenhouse_candidate_id if person is not None else None
     if candidate_id is None and written:

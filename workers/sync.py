@@ -87,7 +87,7 @@ class Confirmation:
             by_connection[due.connection_id].append(due)
         if not by_connection:
             return self.report
-        connections = self._connections(set(by_connection) | store_sync.exporting_connections(engine))
+        connections = self._connections(set(by_connection))  # more are loaded as exports show up
         for connection_id, items in by_connection.items():
             conn = connections.get(connection_id)
             if conn is None:  # removed: nothing can be read through it any more

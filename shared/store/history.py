@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from shared.store.models import Batch, Connection, Item, ItemStatus, Person
-from shared.store.records import BatchRecord, ItemRecord, PersonRecord
+from shared.store.models import Batch, Connection, Item, ItemStatus
+from shared.store.records import BatchRecord, ItemRecord
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,6 @@ def profile_exports(engine: Engine, connection_id: int, profile_id: str) -> list
             .order_by(col(Item.created_at).desc(), col(Item.id).desc())
         ).all()
         return [ProfileExport(ItemRecord.from_row(item), BatchRecord.from_row(batch)) for item, batch in rows]
-
-
-def ledger_entry(engine: Engine, connection_id: int, profile_id: str) -> PersonRecord | None:
-    """The person ledger's row of (connection, profile): the Greenhouse record we made for it, if any."""
-    with Session(engine) as session:
-        row = session.exec(
-            select(Person).where(col(Person.connection_id) == connection_id, col(Person.profile_id) == profile_id)
-        ).first()
-        return PersonRecord.from_row(row) if row is not None else None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ def claim_person(engine: Engine, connection_id: int, profile_id: str, item_id: i
                 connection_id=connection_id, profile_id=profile_id, owner_item_id=item_id, created_at=utcnow()
             )
         )
-    return _get_person(engine, connection_id, profile_id)
+    person = find_person(engine, connection_id, profile_id)
+    assert person is not None, "the row was just inserted, or already there"
+    return person
 
 
 def take_over_person(engine: Engine, person_id: int, old_owner: int | None, new_owner: int) -> bool:
@@ -84,12 +86,13 @@ def release_person(engine: Engine, person_id: int, owner: int) -> None:
         )
 
 
-def _get_person(engine: Engine, connection_id: int, profile_id: str) -> PersonRecord:
+def find_person(engine: Engine, connection_id: int, profile_id: str) -> PersonRecord | None:
+    """The ledger's row of (connection, profile): the Greenhouse record we made for it, if any."""
     with Session(engine) as session:
         row = session.exec(
             select(Person).where(Person.connection_id == connection_id, Person.profile_id == profile_id)
-        ).one()
-        return PersonRecord.from_row(row)
+        ).first()
+        return PersonRecord.from_row(row) if row is not None else None
 
 
 def _insert_ignore(engine: Engine) -> Any:
