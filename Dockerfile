@@ -20,6 +20,11 @@ COPY workers/ workers/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM base
+# The resume's fonts (requirements/fonts.txt), from Debian's packages.
+COPY requirements/fonts.txt /tmp/fonts.txt
+RUN apt-get update -q \
+    && apt-get install -y -q --no-install-recommends $(sed -e 's/#.*//' /tmp/fonts.txt) \
+    && rm -rf /var/lib/apt/lists/* /tmp/fonts.txt
 # Locked dependencies first: this layer is rebuilt only when the lock changes.
 COPY requirements/lock.txt /tmp/lock.txt
 RUN pip install --require-hashes -r /tmp/lock.txt && rm /tmp/lock.txt
