@@ -129,6 +129,31 @@ class SyncSettings(BaseModel):
         return self
 
 
+class ResumeSettings(BaseModel):
+    """The resume PDF made from each profile (``GHX_RESUME__*``); whether a connection sends one is its own
+    field setting (``ghexport configure NAME --resume/--no-resume``)."""
+
+    font_dirs: list[str] = Field(
+        default_factory=lambda: [
+            "/usr/share/fonts",
+            "/usr/local/share/fonts",
+            "~/.local/share/fonts",
+            "/Library/Fonts",
+            "~/Library/Fonts",
+        ]
+    )
+    """Folders searched (with their subfolders) for the resume's font files (requirements/fonts.txt)."""
+    max_bytes: int = 2_000_000
+    """A resume above this size is cut to fit (experience and education first, then the rest), and the cut
+    is named in the item's field report; one that still does not fit is left out with that reason."""
+
+    @model_validator(mode="after")
+    def _positive(self) -> ResumeSettings:
+        if self.max_bytes < 10_000:
+            raise ValueError("max_bytes must be at least 10000")
+        return self
+
+
 class ObservabilitySettings(BaseModel):
     """Logs and metrics (``GHX_LOG__*``)."""
 
@@ -168,6 +193,7 @@ class Settings(BaseSettings):
     export: ExportSettings = Field(default_factory=ExportSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    resume: ResumeSettings = Field(default_factory=ResumeSettings)
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that rebuild these settings in another process (a worker subprocess).

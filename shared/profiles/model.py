@@ -152,6 +152,8 @@ class Profile(_In):
         Annotated[str, StringConstraints(max_length=MAX_SUMMARY_CHARS), BeforeValidator(_strip)] | None,
         BeforeValidator(_blank_to_none),
     ] = None
+    profile_url: Annotated[_Url | None, BeforeValidator(_blank_to_none)] = None
+    """The profile's page on the sourcing platform (printed on the resume)."""
 
     @field_validator(
         "emails",
