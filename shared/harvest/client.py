@@ -16,6 +16,7 @@ from shared.harvest.models import (
     AppliedTag,
     ApplyTag,
     Attachment,
+    AttachmentType,
     Candidate,
     CreateApplication,
     CreateAttachment,
@@ -46,7 +47,7 @@ EDUCATIONS = "/v3/candidate_educations"  # [3P SVMCP, AIRBYTE]
 EMPLOYMENTS = "/v3/candidate_employments"  # [3P SVMCP, AIRBYTE]
 CANDIDATE_TAGS = "/v3/candidate_tags"  # tag definitions [3P SVMCP]; create body {name} [?]
 APPLIED_TAGS = "/v3/applied_candidate_tags"  # {candidate_id, candidate_tag_id} [3P OGMCP live]
-ATTACHMENTS = "/v3/attachments"  # [P REF-ATT]
+ATTACHMENTS = "/v3/attachments"  # [P REF-ATT]; list filters application_ids, candidate_ids, type [P]
 NOTES = "/v3/notes"  # [3P SVMCP, OGMCP]
 USERS = "/v3/users"  # ?primary_email= [3P SVMCP, AIRBYTE]
 SOURCES = "/v3/sources"  # [3P SVMCP]
@@ -146,6 +147,30 @@ class HarvestClient(HarvestTransport):
         if job_ids is not None:
             return self._list_by(APPLICATIONS, Application, "job_ids", job_ids)
         return self._list(APPLICATIONS, Application)
+
+    def list_attachments(
+        self,
+        *,
+        application_ids: Sequence[int] | None = None,
+        candidate_ids: Sequence[int] | None = None,
+        type: AttachmentType | None = None,
+    ) -> list[Attachment]:
+        """Attachments on these applications and/or on these candidates' applications, optionally of one
+        ``type`` (an empty id list returns nothing). Each ``url`` expires 7 days after this call [P]."""
+        extra: dict[str, str] = {"type": type} if type is not None else {}
+        if application_ids is not None and candidate_ids is not None:
+            return [
+                item
+                for apps in chunk_ids(application_ids)
+                for item in self._list_by(
+                    ATTACHMENTS, Attachment, "candidate_ids", candidate_ids, application_ids=apps, **extra
+                )
+            ]
+        if application_ids is not None:
+            return self._list_by(ATTACHMENTS, Attachment, "application_ids", application_ids, **extra)
+        if candidate_ids is not None:
+            return self._list_by(ATTACHMENTS, Attachment, "candidate_ids", candidate_ids, **extra)
+        return self._list(ATTACHMENTS, Attachment, extra or None)
 
     def list_educations(self, candidate_ids: Sequence[int]) -> list[Education]:
         """Educations of these candidates."""

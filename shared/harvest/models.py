@@ -332,10 +332,20 @@ class AppliedTag(_Response):
 
 
 class Attachment(_Response):
+    """v3 attachment (``POST`` answer and ``GET /v3/attachments`` item) [P REF-ATT; member names 3P OGMCP,
+    SVMCP, Workato's v3 connector]: it belongs to an application; ``url`` is a download link that expires
+    after 7 days [P], so fetch it soon or list again rather than storing it."""
+
     id: int | None = None
     application_id: int | None = None
+    candidate_id: int | None = None
     filename: str | None = None
     type: str | None = None
+    content_type: str | None = None
+    visibility: str | None = None
+    url: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
 
 
 class Note(_Response):

@@ -43,6 +43,7 @@ REQUIRED: tuple[Permission, ...] = (
     Permission("Update Application", "harvest:applications:update", "PATCH", "/applications/0"),
     Permission("List Applications", "harvest:applications:list", "GET", "/applications"),
     Permission("Add Attachment", "harvest:attachments:create", "POST", "/attachments"),
+    Permission("List Attachments", "harvest:attachments:list", "GET", "/attachments"),
     Permission("Add Note", "harvest:notes:create", "POST", "/notes"),
     Permission("Add Education", "harvest:candidate_educations:create", "POST", "/candidate_educations"),
     Permission("Delete Education", "harvest:candidate_educations:destroy", "DELETE", "/candidate_educations/0"),

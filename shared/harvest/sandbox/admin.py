@@ -8,6 +8,9 @@ own rate limit and window; absent or ``null``: the sandbox's), ``POST /_sandbox/
 any action; ``seconds: 0`` ends it (see :meth:`~shared.harvest.sandbox.app.Sandbox.outage`).
 ``PATCH /_sandbox/candidates/{id}`` ``{member: value}`` changes a candidate behind the exporter's back, and
 ``DELETE /_sandbox/candidates/{id}`` removes it with its applications (deleted or merged in Greenhouse).
+``GET /_sandbox/attachments/{id}/content[?expires=<epoch s>]`` serves an attachment's decoded bytes: it is
+where the ``url`` of a v3 attachment points (404 for an unknown attachment or a ``url`` upload, whose file the
+sandbox never fetched; 403 once ``expires`` is past on the sandbox clock, like Greenhouse's expiring links).
 Bad input is a 400 ``{"message": ...}``.
 """
 
@@ -15,14 +18,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, Protocol, TypedDict
+from urllib.parse import quote
 
 import httpx
 
 from shared.harvest.sandbox.routes_candidates import render
+from shared.harvest.sandbox.routes_profile import render_attachment
 from shared.harvest.sandbox.routing import reply
-from shared.harvest.sandbox.state import Record, State
+from shared.harvest.sandbox.state import AttachmentFile, Record, State
 from shared.harvest.sandbox.stats import StatsSnapshot
 
 
@@ -54,6 +60,8 @@ class AdminTarget(Protocol):
 
     def remove_candidate(self, candidate_id: int) -> None: ...
 
+    def attachment_file(self, attachment_id: int, *, expires: float | None = ...) -> AttachmentFile: ...
+
     def add_credential(
         self,
         client_id: str,
@@ -65,11 +73,23 @@ class AdminTarget(Protocol):
     ) -> None: ...
 
 
+ATTACHMENT_CONTENT = re.compile(r"^/_sandbox/attachments/(\d+)/content$")
+
+
 def snapshot(state: State) -> StateSnapshot:
-    """Candidates (rendered) each with applications, educations, employments, tags, notes, attachments."""
+    """Candidates (rendered) each with applications, educations, employments, tags, notes, attachments.
+
+    Attachments (on the candidate's applications) show as the API shows them, their ``url`` a path without
+    expiry, plus the decoded ``size`` (``None`` for a ``url`` upload) and the ``source_url`` of a url upload.
+    """
 
     def children(table: dict[int, Record], cid: int) -> list[Record]:
         return [dict(r) for r in table.values() if r.get("candidate_id") == cid]
+
+    def attachment(record: Record) -> Record:
+        content = record["_content"]
+        size = len(content) if content is not None else None
+        return {**render_attachment(state, record, None), "size": size, "source_url": record["_source_url"]}
 
     candidates = []
     for cid in sorted(state.candidates):
@@ -79,7 +99,8 @@ def snapshot(state: State) -> StateSnapshot:
         row["employments"] = children(state.employments, cid)
         row["applied_tags"] = children(state.applied_tags, cid)
         row["notes"] = children(state.notes, cid)
-        row["attachments"] = children(state.attachments, cid)
+        app_ids = {a["id"] for a in row["applications"]}
+        row["attachments"] = [attachment(a) for a in state.attachments.values() if a["application_id"] in app_ids]
         candidates.append(row)
     return {
         "candidates": candidates,
@@ -131,9 +152,27 @@ def _add_credential(sandbox: AdminTarget, body: dict[str, Any]) -> None:
     )
 
 
+def _attachment_content(sandbox: AdminTarget, attachment_id: int, request: httpx.Request) -> httpx.Response:
+    raw = request.url.params.get("expires")
+    if raw is not None and not raw.isdigit():
+        return reply(400, {"message": "bad sandbox admin request: expires must be epoch seconds"})
+    try:
+        file = sandbox.attachment_file(attachment_id, expires=None if raw is None else float(raw))
+    except KeyError as exc:
+        return reply(404, {"message": f"Resource not found: {exc.args[0]}"})
+    except PermissionError:
+        return reply(403, {"message": "Request has expired"})
+    disposition = f"attachment; filename*=UTF-8''{quote(file.filename)}"
+    headers = {"Content-Type": file.content_type, "Content-Disposition": disposition}
+    return httpx.Response(200, headers=headers, content=file.content)
+
+
 def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
     """Serve one admin request; bad input is a 400 ``{"message": ...}``."""
     route = (request.method.upper(), request.url.path.rstrip("/"))
+    found = ATTACHMENT_CONTENT.match(route[1])
+    if route[0] == "GET" and found is not None:
+        return _attachment_content(sandbox, int(found.group(1)), request)
     try:
         if route == ("GET", "/_sandbox/state"):
             return reply(200, sandbox.state_snapshot())

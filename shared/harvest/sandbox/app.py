@@ -28,6 +28,8 @@ from shared.harvest.sandbox.auth import admit, authenticate, mint_token
 from shared.harvest.sandbox.faults import (
     AFTER_KINDS,
     BEFORE_KINDS,
+    SLOW_AFTER,
+    SLOW_BEFORE,
     DropConnectionError,
     add_fault,
     check_config,
@@ -35,7 +37,15 @@ from shared.harvest.sandbox.faults import (
 )
 from shared.harvest.sandbox.routing import Ctx, Route, reply
 from shared.harvest.sandbox.seed import seed
-from shared.harvest.sandbox.state import Credential, Outage, SandboxConfig, State, Token
+from shared.harvest.sandbox.state import (
+    ALL_ATTACHMENT_TYPES,
+    AttachmentFile,
+    Credential,
+    Outage,
+    SandboxConfig,
+    State,
+    Token,
+)
 from shared.harvest.sandbox.stats import Stats, StatsSnapshot
 from shared.harvest.sandbox.validate import ApiError
 
@@ -79,7 +89,8 @@ class Sandbox:
     """A strict in-memory fake of Greenhouse Harvest v3 (and its ``/token`` endpoint).
 
     ``clock`` (default :func:`time.time`) drives token expiry, rate-limit windows and candidate
-    visibility, so tests advance time instead of sleeping; ``sleep`` serves latency and ``slow`` faults.
+    visibility, so tests advance time instead of sleeping; ``sleep`` serves latency and the ``slow`` and
+    ``slow_after`` faults.
     """
 
     def __init__(
@@ -91,6 +102,9 @@ class Sandbox:
     ) -> None:
         self.config = config or SandboxConfig()
         check_config(self.config)
+        cap = self.config.max_attachment_bytes
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
+            raise ValueError("max_attachment_bytes must be a positive integer")
         self.state = State(clock=clock or time.time, rng=random.Random(self.config.seed))
         self.stats_recorder = Stats()
         self._sleep = sleep or time.sleep
@@ -177,6 +191,37 @@ class Sandbox:
             for app_id in [a for a, app in self.state.applications.items() if app.get("candidate_id") == candidate_id]:
                 del self.state.applications[app_id]
 
+    def attachment_file(self, attachment_id: int, *, expires: float | None = None) -> AttachmentFile:
+        """The file of an attachment uploaded as base64 ``content``, decoded (what its download ``url`` serves).
+
+        KeyError: no such attachment, or it was uploaded by ``url`` (the sandbox never fetches those).
+        ``expires`` (epoch seconds, from the ``url``) already past on the sandbox clock: PermissionError.
+        """
+        with self.state.lock:
+            record = self.state.attachments.get(attachment_id)
+            if record is None or record["_content"] is None:
+                why = "does not exist" if record is None else "was uploaded by url: the sandbox holds no content"
+                raise KeyError(f"attachment {attachment_id} {why}")
+            if expires is not None and self.state.now() >= expires:
+                raise PermissionError(f"the download URL of attachment {attachment_id} has expired")
+            return AttachmentFile(record["filename"], record["content_type"], record["_content"])
+
+    def attachment_content(self, attachment_id: int) -> bytes:
+        """The decoded bytes of an attachment uploaded as base64 ``content`` (tests read a resume back with it);
+        KeyError as :meth:`attachment_file`."""
+        return self.attachment_file(attachment_id).content
+
+    def block_extensions(self, extensions: Iterable[str], *, attachment_type: str = ALL_ATTACHMENT_TYPES) -> None:
+        """Replace the org's blocked attachment extensions for one type (default: every type).
+
+        ``extensions`` like ``.pdf`` or ``pdf`` (any case); an empty list unblocks everything for that key.
+        """
+        if attachment_type != ALL_ATTACHMENT_TYPES and attachment_type not in routes_profile.ATTACHMENT_TYPES:
+            raise ValueError(f"unknown attachment type {attachment_type!r}")
+        normal = frozenset("." + e.lower().lstrip(".") for e in extensions if e.strip("."))
+        with self.state.lock:
+            self.state.blocked_extensions[attachment_type] = normal
+
     def state_snapshot(self) -> admin.StateSnapshot:
         """JSON-serialisable view of candidates with their children, plus tags and orphan notes."""
         with self.state.lock:
@@ -239,7 +284,7 @@ class Sandbox:
             fault = take_fault(state, self.config, method, path, route.template if route else None)
             if fault:
                 stats.faults[fault] += 1
-        if fault == "slow":
+        if fault == SLOW_BEFORE:
             self._sleep(self.config.slow_s)
         if fault in BEFORE_KINDS:
             return self._fail(fault, key, headers)
@@ -251,6 +296,8 @@ class Sandbox:
             if fault in AFTER_KINDS:
                 return self._fail(fault, key, headers)
             stats.record(key, response.status_code, _reason(response))
+        if fault == SLOW_AFTER:  # applied and counted; the answer waits (outside the lock)
+            self._sleep(self.config.slow_s)
         response.headers.update(headers)
         return response
 

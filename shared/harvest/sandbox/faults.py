@@ -4,7 +4,10 @@ reads (``read_fault_rate``).
 Kinds: ``error_before`` (500, nothing written), ``error_after`` (the write is applied, then 500),
 ``unavailable`` (503, nothing written), ``drop_before`` / ``drop_after`` (connection dropped with no
 response, before or after applying), ``slow`` (sleep :attr:`SandboxConfig.slow_s`, default
-:data:`~shared.harvest.sandbox.state.DEFAULT_SLOW_S`, then proceed normally).
+:data:`~shared.harvest.sandbox.state.DEFAULT_SLOW_S`, then proceed normally), ``slow_after`` (apply the
+request and count it in the stats, then sleep ``slow_s`` before the normal answer: the write has landed
+while the client still waits, so a test can kill the client in between). Neither sleep holds the state's
+lock: other requests are served meanwhile.
 
 Random write faults hit /v3 writes and draw from :attr:`SandboxConfig.fault_kinds` (default
 :data:`RANDOM_KINDS`); random read faults hit /v3 GETs and ``POST /token`` and draw from
@@ -17,13 +20,17 @@ import math
 
 from shared.harvest.sandbox.state import Fault, SandboxConfig, State
 
-FAULT_KINDS = ("error_before", "error_after", "unavailable", "drop_before", "drop_after", "slow")
+FAULT_KINDS = ("error_before", "error_after", "unavailable", "drop_before", "drop_after", "slow", "slow_after")
 RANDOM_KINDS = ("error_before", "error_after", "drop_after")
 READ_RANDOM_KINDS = ("error_before", "unavailable", "drop_before", "slow")
 BEFORE_KINDS = frozenset({"error_before", "unavailable", "drop_before"})
 """Kinds that answer (or drop) before the request is applied."""
 AFTER_KINDS = frozenset({"error_after", "drop_after"})
 """Kinds that apply the request, then answer 500 or drop."""
+SLOW_BEFORE = "slow"
+"""Sleeps ``slow_s``, then the request is applied and answered."""
+SLOW_AFTER = "slow_after"
+"""The request is applied (and counted), then sleeps ``slow_s`` before its normal answer."""
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

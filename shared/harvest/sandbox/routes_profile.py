@@ -1,17 +1,43 @@
-"""Profile children of a candidate: educations, employments, attachments (on an application), notes."""
+"""Profile children of a candidate: educations, employments, attachments (on an application), notes.
+
+Attachments as Harvest shows them: ``id, application_id, candidate_id, filename, type, content_type,
+visibility, url, created_at, updated_at`` ([P REF-ATT] for the semantics; member names [3P OGMCP, SVMCP,
+Workato's v3 connector output]). Assumptions, as Greenhouse publishes neither: the org's extension blocklist
+(:attr:`~shared.harvest.sandbox.state.State.blocked_extensions`, seeded with
+:data:`~shared.harvest.sandbox.seed.BLOCKED_EXTENSIONS`) and the size cap on decoded ``content``
+(:attr:`~shared.harvest.sandbox.state.SandboxConfig.max_attachment_bytes`, default 20 MiB), both answered 422
+naming the field; offer documents default to ``admin_only``, every other type to ``public``. The sandbox does not
+fetch a ``url`` upload; the ``url`` it returns points at its own ``GET /_sandbox/attachments/{id}/content``
+and expires :data:`URL_TTL_S` (7 days) after the answer that carried it.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
+import mimetypes
 import re
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from shared.harvest.sandbox.routing import Ctx, Route, paginate, reply
-from shared.harvest.sandbox.state import Record, State, iso
-from shared.harvest.sandbox.validate import F, check_body, check_date_order, invalid, not_found, parse_ids
+from shared.harvest.sandbox.state import ALL_ATTACHMENT_TYPES, Record, SandboxConfig, State, iso
+from shared.harvest.sandbox.validate import (
+    F,
+    check_body,
+    check_date_order,
+    invalid,
+    not_found,
+    parse_choice,
+    parse_fields,
+    parse_ids,
+    parse_timestamp,
+)
 
 EDUCATION_OPTIONS = {
     "school_name_custom_field_option_id": "school_name",
@@ -61,7 +87,29 @@ CREATE_NOTE = {
     "note_type": F("enum", True, choices=("NOTE",)),
 }
 NOTE_VISIBILITY = {"admin_only": "admin_only_visible", "private": "privately_visible", "public": "publicly_visible"}
-FILENAME_RE = re.compile(r"^[^.].*\.[A-Za-z0-9]{1,10}$")
+EXTENSION_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")
+RELABELLED_TYPES = ("resume", "cover_letter")
+"""Types of which an application keeps one: a new upload re-labels the previous one ``other`` [P REF-ATT]."""
+DEFAULT_VISIBILITY = {"offer_packet": "admin_only", "offer_letter": "admin_only", "signed_offer_letter": "admin_only"}
+"""Visibility when the upload names none ("derived from type" [P]; this mapping is an assumption): else public."""
+URL_TTL_S = 7 * 24 * 3600
+"""An attachment's download ``url`` expires 7 days after it was handed out [P REF-ATT]."""
+ATTACHMENT_FIELDS = (
+    "id",
+    "application_id",
+    "candidate_id",
+    "filename",
+    "type",
+    "content_type",
+    "visibility",
+    "url",
+    "created_at",
+    "updated_at",
+)
+ATTACHMENT_RANGES = ("created_at[gte]", "created_at[lte]", "updated_at[gte]", "updated_at[lte]")
+_MIME = mimetypes.MimeTypes(filenames=())  # built-in table only: the same answer on every machine
+_MIME.add_type("application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".docx")
+_MIME.add_type("application/vnd.oasis.opendocument.text", ".odt")
 
 
 def _by_candidate(ctx: Ctx, table: dict[int, Record]) -> httpx.Response:
@@ -144,51 +192,151 @@ def create_employment(ctx: Ctx) -> httpx.Response:
     return reply(201, dict(record))
 
 
-def create_attachment(ctx: Ctx) -> httpx.Response:
-    """``POST /v3/attachments``: exactly one of base64 ``content`` or ``url``; filename with extension."""
-    ctx.no_query()
-    body = ctx.body()
-    check_body(body, CREATE_ATTACHMENT)
+def attachment_errors(state: State, config: SandboxConfig, body: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """What Harvest refuses in an already shape-checked ``POST /v3/attachments`` body (reference, name,
+    blocklisted extension, content XOR url, base64, size)."""
     errors: list[tuple[str | None, str]] = []
-    app = ctx.state.applications.get(body["application_id"])
-    if app is None:
+    if body["application_id"] not in state.applications:
         errors.append(("application_id", f"application {body['application_id']} does not exist"))
-    if not FILENAME_RE.match(body["filename"]):
-        errors.append(("filename", "must include a file extension"))
+    filename: str = body["filename"].strip()
+    stem, dot, ext = filename.rpartition(".")
+    if not dot or not EXTENSION_RE.match(ext):
+        errors.append(("filename", "must include a file extension, e.g. resume.pdf"))
+    elif not stem.strip(" ."):
+        errors.append(("filename", "must have a name before its extension"))
+    else:
+        extension = "." + ext.lower()
+        blocked = state.blocked_extensions.get(ALL_ATTACHMENT_TYPES, frozenset()) | state.blocked_extensions.get(
+            body["type"], frozenset()
+        )
+        if extension in blocked:
+            errors.append(("filename", f"extension {extension} is blocked for {body['type']} attachments"))
     content, url = body.get("content"), body.get("url")
-    size = 0
     if (content is None) == (url is None):
         errors.append(("content", "exactly one of content or url is required"))
     elif content is not None:
-        try:
-            size = len(base64.b64decode(content, validate=True))
-        except (binascii.Error, ValueError):
-            size = -1
-        if size <= 0:
+        size = _decoded_size(content)
+        if size is None or size == 0:
             errors.append(("content", "must be non-empty base64"))
-    elif not str(url).startswith(("http://", "https://")):
-        errors.append(("url", "must be an http(s) URL"))
-    if errors or app is None:
+        elif size > config.max_attachment_bytes:
+            errors.append(("content", f"is {size} bytes; the largest allowed is {config.max_attachment_bytes}"))
+    else:
+        parts = urlsplit(str(url))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            errors.append(("url", "must be a publicly fetchable http(s) URL"))
+    return errors
+
+
+def _decoded_size(content: str) -> int | None:
+    """Length of standard base64 ``content`` once decoded; ``None`` when it is not valid base64."""
+    try:
+        return len(base64.b64decode(content, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def content_type_of(filename: str) -> str:
+    """The MIME type Harvest reports for a file name (``application/octet-stream`` when unknown)."""
+    return _MIME.guess_type(filename, strict=False)[0] or "application/octet-stream"
+
+
+def attachment_download_path(attachment_id: int) -> str:
+    """Where the sandbox serves an attachment's bytes (an admin route: no token, like a signed URL)."""
+    return f"/_sandbox/attachments/{attachment_id}/content"
+
+
+def render_attachment(state: State, record: Record, origin: str | None) -> Record:
+    """The v3 attachment object: the record without private members, ``candidate_id`` from its application
+    (so it follows merges), and a download ``url`` that expires :data:`URL_TTL_S` after this answer.
+
+    ``origin`` (``scheme://host``) is the request's; ``None`` (the admin snapshot): a path with no expiry.
+    """
+    out = {k: v for k, v in record.items() if not k.startswith("_")}
+    app = state.applications.get(record["application_id"])
+    out["candidate_id"] = app["candidate_id"] if app is not None else None
+    path = attachment_download_path(record["id"])
+    out["url"] = path if origin is None else f"{origin}{path}?expires={math.ceil(state.now() + URL_TTL_S)}"
+    return out
+
+
+def _origin(ctx: Ctx) -> str:
+    url = ctx.request.url
+    return f"{url.scheme}://{url.netloc.decode('ascii')}"
+
+
+def create_attachment(ctx: Ctx) -> httpx.Response:
+    """``POST /v3/attachments``: exactly one of base64 ``content`` or ``url``; filename with an extension that
+    is not on the org's blocklist; a new ``resume``/``cover_letter`` re-labels the previous one ``other``."""
+    ctx.no_query()
+    body = ctx.body()
+    check_body(body, CREATE_ATTACHMENT)
+    errors = attachment_errors(ctx.state, ctx.config, body)
+    if errors:
         raise invalid(errors)
-    if body["type"] in ("resume", "cover_letter"):
+    now = iso(ctx.state.now())
+    app_id, kind = body["application_id"], body["type"]
+    if kind in RELABELLED_TYPES:
         for old in ctx.state.attachments.values():
-            if old["application_id"] == app["id"] and old["type"] == body["type"]:
+            if old["application_id"] == app_id and old["type"] == kind:
                 old["type"] = "other"
-    aid = ctx.state.next_id()
+                old["updated_at"] = now
+    filename = body["filename"].strip()
+    content = body.get("content")
     record: Record = {
-        "id": aid,
-        "application_id": app["id"],
-        "candidate_id": app["candidate_id"],
-        "filename": body["filename"],
-        "type": body["type"],
-        "visibility": body.get("visibility") or ("admin_only" if body["type"].startswith("offer") else "public"),
-        "url": f"https://sandbox.invalid/attachments/{aid}/{body['filename']}",
-        "size": size if content is not None else None,
-        "source_url": url,
-        "created_at": iso(ctx.state.now()),
+        "id": ctx.state.next_id(),
+        "application_id": app_id,
+        "filename": filename,
+        "type": kind,
+        "content_type": content_type_of(filename),
+        "visibility": body.get("visibility") or DEFAULT_VISIBILITY.get(kind, "public"),
+        "created_at": now,
+        "updated_at": now,
+        "_content": base64.b64decode(content, validate=True) if content is not None else None,
+        "_source_url": body.get("url"),
     }
-    ctx.state.attachments[aid] = record
-    return reply(201, dict(record))
+    ctx.state.attachments[record["id"]] = record
+    return reply(201, render_attachment(ctx.state, record, _origin(ctx)))
+
+
+def list_attachments(ctx: Ctx) -> httpx.Response:
+    """``GET /v3/attachments``: ``application_ids``, ``candidate_ids`` (attachments on those candidates'
+    applications), ``type``, ``created_at[gte|lte]``, ``updated_at[gte|lte]`` (inclusive bounds), ``fields``
+    (``id`` is always returned). Attachments of candidates Greenhouse is still creating are hidden."""
+    origin = _origin(ctx)
+
+    def select(params: dict[str, str]) -> list[Record]:
+        aids = set(parse_ids("application_ids", params["application_ids"])) if "application_ids" in params else None
+        cids = set(parse_ids("candidate_ids", params["candidate_ids"])) if "candidate_ids" in params else None
+        kind = parse_choice("type", params["type"], ATTACHMENT_TYPES) if "type" in params else None
+        ranges = {name: parse_timestamp(name, params[name]) for name in ATTACHMENT_RANGES if name in params}
+        for member in ("created_at", "updated_at"):
+            gte, lte = ranges.get(f"{member}[gte]"), ranges.get(f"{member}[lte]")
+            if gte is not None and lte is not None and lte < gte:
+                raise invalid([(f"{member}[lte]", f"must not be before {member}[gte]")])
+        fields = parse_fields(params["fields"], ATTACHMENT_FIELDS) if "fields" in params else None
+        rows = []
+        for record in ctx.state.attachments.values():
+            row = render_attachment(ctx.state, record, origin)
+            cid = row["candidate_id"]
+            if cid is None or not ctx.state.visible(cid, ctx.config.visibility_delay_s):
+                continue
+            if (aids is not None and row["application_id"] not in aids) or (cids is not None and cid not in cids):
+                continue
+            if kind is not None and row["type"] != kind:
+                continue
+            if not all(_within(row, name, bound) for name, bound in ranges.items()):
+                continue
+            rows.append(row if fields is None else {k: row[k] for k in ("id", *fields)})
+        return rows
+
+    return paginate(ctx, ("application_ids", "candidate_ids", "type", *ATTACHMENT_RANGES, "fields"), select)
+
+
+def _within(row: Record, name: str, bound: float) -> bool:
+    """Whether ``row`` meets one range bound such as ``created_at[gte]``."""
+    member, op = name[:-5], name[-4:-1]
+    ts = datetime.fromisoformat(row[member]).timestamp()
+    return ts >= bound if op == "gte" else ts <= bound
 
 
 def create_note(ctx: Ctx) -> httpx.Response:
@@ -232,6 +380,7 @@ ROUTES = [
         "harvest:candidate_employments:destroy",
         _deleter("employment", lambda s: s.employments),
     ),
+    Route("GET", "/v3/attachments", "harvest:attachments:list", list_attachments),
     Route("POST", "/v3/attachments", "harvest:attachments:create", create_attachment),
     Route("GET", "/v3/notes", "harvest:notes:list", _lister(lambda s: s.notes)),
     Route("POST", "/v3/notes", "harvest:notes:create", create_note),

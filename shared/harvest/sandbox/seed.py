@@ -6,10 +6,11 @@ to records created at run time (those start at :data:`FIRST_RUNTIME_ID`).
 
 from __future__ import annotations
 
+from shared.harvest.sandbox.state import ALL_ATTACHMENT_TYPES, Credential, Record, State
+
 # FIRST_RUNTIME_ID lives in state, which counts from it; it is re-exported here beside the seeded ids it
 # must stay above. Importing state (never the reverse) keeps the two modules out of an import cycle.
 from shared.harvest.sandbox.state import FIRST_RUNTIME_ID as FIRST_RUNTIME_ID
-from shared.harvest.sandbox.state import Credential, Record, State
 
 CLIENT_ID = "ghx-sandbox-client"
 CLIENT_SECRET = "ghx-sandbox-secret"
@@ -35,6 +36,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "harvest:applied_candidate_tags:list",
     "harvest:applied_candidate_tags:create",
     "harvest:attachments:create",
+    "harvest:attachments:list",
     "harvest:notes:list",
     "harvest:notes:create",
     "harvest:users:list",
@@ -105,6 +107,15 @@ EXISTING_APPLICATION_ID = 120000001
 
 SEED_TIMESTAMP = "2026-01-05T09:00:00.000Z"
 
+# --- the org's blocklist of attachment extensions --------------------------------------------------------
+BLOCKED_EXTENSIONS: dict[str, frozenset[str]] = {
+    ALL_ATTACHMENT_TYPES: frozenset({".exe", ".bat", ".cmd", ".com", ".js", ".vbs", ".scr", ".msi"}),
+    "take_home_test": frozenset({".html", ".htm"}),
+}
+"""The seeded org's blocked attachment extensions, per type (``*``: every type). An assumption: Greenhouse
+rejects extensions on the org's blocklist [P REF-ATT, whose example is ``.html`` for a ``take_home_test``]
+but publishes no default list; this one is a plausible stand-in."""
+
 
 def _user(uid: int, first: str, last: str, email: str, *, admin: bool = False, off: bool = False) -> Record:
     return {
@@ -138,6 +149,7 @@ def _job(jid: int, name: str, status: str) -> Record:
 def seed(state: State) -> None:
     """Fill an empty :class:`~shared.harvest.sandbox.state.State` with the seeded tenant and credential."""
     state.credentials[CLIENT_ID] = Credential(CLIENT_SECRET, frozenset(ALL_SCOPES))
+    state.blocked_extensions = dict(BLOCKED_EXTENSIONS)
     for user in (
         _user(ADMIN_USER_ID, "Site", "Admin", ADMIN_EMAIL, admin=True),
         _user(RECRUITER_USER_ID, "Recruiter", "One", RECRUITER_EMAIL),

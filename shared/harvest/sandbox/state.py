@@ -27,6 +27,13 @@ FIRST_RUNTIME_ID = 100_000_001
 DEFAULT_SLOW_S = 2.0
 """How long a ``slow`` fault sleeps unless :attr:`SandboxConfig.slow_s` says otherwise."""
 
+DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+"""Largest decoded ``content`` ``POST /v3/attachments`` accepts unless :attr:`SandboxConfig.max_attachment_bytes`
+says otherwise. An assumption: Greenhouse publishes no size limit for v3 attachments."""
+
+ALL_ATTACHMENT_TYPES = "*"
+"""Key of :attr:`State.blocked_extensions` whose extensions are refused for every attachment type."""
+
 
 @dataclass
 class SandboxConfig:
@@ -37,8 +44,10 @@ class SandboxConfig:
     ``read_fault_rate`` the probability that a /v3 GET or ``POST /token`` gets a random transient fault
     (:data:`~shared.harvest.sandbox.faults.READ_RANDOM_KINDS`); a ``slow`` fault sleeps ``slow_s``;
     ``visibility_delay_s`` hides new candidates from reads for that long (Greenhouse creates
-    asynchronously); ``latency_ms`` is added to every API request. :class:`~shared.harvest.sandbox.app.Sandbox`
-    checks the fault settings (:func:`~shared.harvest.sandbox.faults.check_config`).
+    asynchronously); ``latency_ms`` is added to every API request; ``max_attachment_bytes`` caps the decoded
+    ``content`` of ``POST /v3/attachments`` (422 above it; Greenhouse publishes no limit: an assumption).
+    :class:`~shared.harvest.sandbox.app.Sandbox` checks the fault settings
+    (:func:`~shared.harvest.sandbox.faults.check_config`) and ``max_attachment_bytes``.
     """
 
     rate_limit: int = 50
@@ -50,6 +59,7 @@ class SandboxConfig:
     slow_s: float = DEFAULT_SLOW_S
     visibility_delay_s: float = 0.0
     token_ttl_s: float = 3600.0
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     seed: int = 0
 
 
@@ -102,6 +112,14 @@ class Outage:
     status: int
 
 
+class AttachmentFile(NamedTuple):
+    """An attachment's stored file: its name, the MIME type Harvest reports, and the decoded bytes."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+
 @dataclass
 class CursorEntry:
     """Server-side meaning of one opaque cursor handed out in a ``Link`` header."""
@@ -119,7 +137,14 @@ def iso(ts: float) -> str:
 
 @dataclass
 class State:
-    """Everything one sandbox holds. Mutate only while holding :attr:`lock`."""
+    """Everything one sandbox holds. Mutate only while holding :attr:`lock`.
+
+    ``attachments`` records keep private members (names starting with ``_``: the decoded ``_content``, the
+    ``_source_url`` of a url upload) that no API answer shows. ``blocked_extensions`` is the org's blocklist
+    of attachment file extensions (lower case, with the dot), per attachment type; the
+    :data:`ALL_ATTACHMENT_TYPES` key applies to every type (the seeded tenant's:
+    :data:`~shared.harvest.sandbox.seed.BLOCKED_EXTENSIONS`).
+    """
 
     clock: Callable[[], float] = time.time
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -143,6 +168,7 @@ class State:
     employments: dict[int, Record] = field(default_factory=dict)
     applied_tags: dict[int, Record] = field(default_factory=dict)
     attachments: dict[int, Record] = field(default_factory=dict)
+    blocked_extensions: dict[str, frozenset[str]] = field(default_factory=dict)
     notes: dict[int, Record] = field(default_factory=dict)
     cursors: dict[str, CursorEntry] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)

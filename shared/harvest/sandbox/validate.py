@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import NotRequired, TypedDict
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -181,3 +181,27 @@ def parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         raise invalid([(name, f"must be one of: {', '.join(choices)}")])
     return raw
+
+
+def parse_timestamp(name: str, raw: str) -> float:
+    """An ISO 8601 timestamp with a time zone (``Z`` or an offset), as epoch seconds; anything else is a 422."""
+    try:
+        parsed: datetime | None = datetime.fromisoformat(raw)
+    except ValueError:
+        parsed = None
+    if parsed is None or "T" not in raw or parsed.tzinfo is None:
+        raise invalid([(name, "must be an ISO 8601 timestamp with a time zone, e.g. 2026-01-02T03:04:05.678Z")])
+    return parsed.timestamp()
+
+
+def parse_fields(raw: str, known: tuple[str, ...]) -> list[str]:
+    """``fields``: a comma list of at most 50 names, each one of ``known``; anything else is a 422."""
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not parts:
+        raise invalid([("fields", "must be a comma-separated list of field names")])
+    if len(parts) > MAX_IDS:
+        raise invalid([("fields", f"must contain at most {MAX_IDS} field names")])
+    unknown = [p for p in parts if p not in known]
+    if unknown:
+        raise invalid([("fields", f"unknown fields: {', '.join(unknown)}")])
+    return parts
