@@ -14,12 +14,13 @@ Reads return JSON-ready documents (the shapes are the README's operator contract
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.connections.checks import find_user
+from shared.connections.checks import find_user, user_name
 from shared.connections.service import get_connection
 from shared.connections.targets import check_target
 from shared.errors import (
@@ -30,6 +31,7 @@ from shared.errors import (
     UserError,
     retry_refusal,
 )
+from shared.profiles.fields import FieldSettings
 from shared.profiles.model import LineError, Profile
 from shared.queue import recovery
 from shared.resources import Resources
@@ -106,10 +108,15 @@ def export_profiles(
         stage_id=target.stage_id,
         lookups=res.lookups_for(conn, reader),
     )
+    fields = FieldSettings.from_stored(conn.fields)
+    acting_name: str | None = None
     if user_email is None or user_email == conn.user_email:
         acting_email, acting_id = conn.user_email, conn.user_id
+        if fields.tag_exporting_user:  # the name tags each candidate: read it once per batch
+            acting_name = user_name(find_user(reader, acting_email))
     else:  # exactly this email (case sensitive), an active user
-        acting_email, acting_id = user_email, find_user(reader, user_email).id
+        user = find_user(reader, user_email)
+        acting_email, acting_id, acting_name = user_email, user.id, user_name(user)
     if not profiles:
         raise UserError("nothing to export: no valid profile in the input")
 
@@ -122,6 +129,7 @@ def export_profiles(
         stage_id=target.stage_id,
         user_email=acting_email,
         user_id=acting_id,
+        user_name=acting_name,
         include_exported=include_exported,
         new_record=new_record,
         dummy_emails=dummy_emails,
@@ -246,6 +254,36 @@ def _head(batch: BatchRecord, counts: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def sent_parts(item: ItemRecord) -> dict[str, Any]:
+    """What an item put into Greenhouse so far (the field report's ``sent``): where the record came from
+    (``created``, ``email_match``, ``exported_before``), whether the application is there, how many
+    educations and employments, the tags applied, the note, the resume attachment's id."""
+    p = item.progress
+    return {
+        "record": p.origin.value if item.greenhouse_candidate_id is not None else None,
+        "application": item.greenhouse_application_id is not None,
+        "educations": sum(1 for gid in p.educations.done.values() if gid is not None),
+        "employments": sum(1 for gid in p.employments.done.values() if gid is not None),
+        "tags": sorted(name for name, tid in p.tags.items() if tid is not None),
+        "note": p.note_id is not None,
+        "resume": p.resume_id,
+    }
+
+
+def field_report(items: Sequence[ItemRecord]) -> dict[str, Any]:
+    """The batch's field report summary: entries left out by reason and by part, and how many items have
+    one (``ghexport status`` prints it; each item's detail is its ``left_out``)."""
+    by_reason: Counter[str] = Counter()
+    by_part: Counter[str] = Counter()
+    with_any = 0
+    for it in items:
+        with_any += bool(it.left_out)
+        for entry in it.left_out:
+            by_reason[entry["reason"]] += 1
+            by_part[entry["part"]] += 1
+    return {"items": with_any, "by_reason": dict(by_reason.most_common()), "by_part": dict(by_part.most_common())}
+
+
 def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
     """The contract's status document of a batch (JSON-ready: statuses and kinds are plain strings,
     timestamps ISO 8601 UTC strings)."""
@@ -258,6 +296,7 @@ def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
         **_head(batch, counts),
         "target": _target(batch),
         "rejected": batch.rejected,
+        "left_out": field_report(items),
         "items": [
             {
                 "candidate_id": it.profile_id,
@@ -268,6 +307,8 @@ def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
                 "attempts": it.attempts,
                 "publications": it.publications,
                 "warnings": it.warnings,
+                "sent": sent_parts(it),
+                "left_out": it.left_out,
                 "error": it.error,
                 "error_cause": it.error_cause,
                 "synced_at": _iso(it.synced_at),
@@ -306,6 +347,8 @@ def _profile_export(item: ItemRecord, batch: BatchRecord) -> dict[str, Any]:
         "attempts": item.attempts,
         "error": item.error,
         "error_cause": item.error_cause,
+        "sent": sent_parts(item),
+        "left_out": item.left_out,
         "history": item.history,
     }
 

@@ -1,4 +1,5 @@
-"""``ghexport connect | connections | disconnect | jobs | pools | keygen | migrate`` (operator contract).
+"""``ghexport connect | configure | connections | disconnect | jobs | pools | keygen | migrate`` (operator
+contract).
 
 Thin typer commands over :mod:`shared.connections.service`; failures print one line on stderr and exit 1
 (:func:`producer.cli_base.handle_errors`). The client secret may come from ``GHX_CLIENT_SECRET`` instead of the
@@ -7,7 +8,7 @@ command line; it is never printed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from pydantic import SecretStr
@@ -18,6 +19,71 @@ from producer.cli_base import CliError, console, handle_errors, print_json, reso
 if TYPE_CHECKING:
     from shared.connections.lookups import Lookups
     from shared.harvest.client import HarvestClient
+
+
+_PARTS_PANEL = "Field settings (optional parts sent)"
+
+
+def _part(name: str, what: str) -> Any:
+    return typer.Option(f"--{name}/--no-{name}", help=f"Send {what} (default: yes).", rich_help_panel=_PARTS_PANEL)
+
+
+ResumeOpt = Annotated[bool | None, _part("resume", "a resume PDF made from the profile")]
+TagsOpt = Annotated[bool | None, _part("tags", "the profile's tags")]
+NoteOpt = Annotated[bool | None, _part("note", "the profile note (summary, skills)")]
+EducationsOpt = Annotated[bool | None, _part("educations", "educations")]
+EmploymentsOpt = Annotated[bool | None, _part("employments", "employments")]
+ExtraTagOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--extra-tag",
+        help="A tag for every exported candidate, e.g. Sourced (repeat it; replaces the list).",
+        rich_help_panel=_PARTS_PANEL,
+    ),
+]
+NoExtraTagsOpt = Annotated[
+    bool, typer.Option("--no-extra-tags", help="Clear the extra tags.", rich_help_panel=_PARTS_PANEL)
+]
+TagUserOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--tag-exporting-user/--no-tag-exporting-user",
+        help="Also tag each candidate with the acting Greenhouse user's name (default: no).",
+        rich_help_panel=_PARTS_PANEL,
+    ),
+]
+PaperOpt = Annotated[
+    str | None,
+    typer.Option("--paper", help="The resume's paper size: a4 (default) or letter.", rich_help_panel=_PARTS_PANEL),
+]
+
+
+def _field_changes(
+    *,
+    resume: bool | None,
+    tags: bool | None,
+    note: bool | None,
+    educations: bool | None,
+    employments: bool | None,
+    extra_tag: list[str] | None,
+    no_extra_tags: bool,
+    tag_exporting_user: bool | None,
+    paper: str | None,
+) -> dict[str, Any]:
+    """The field settings given on the command line (the others stay as they are)."""
+    if extra_tag and no_extra_tags:
+        raise CliError("use either --extra-tag or --no-extra-tags, not both")
+    given: dict[str, Any] = {
+        "resume": resume,
+        "tags": tags,
+        "note": note,
+        "educations": educations,
+        "employments": employments,
+        "tag_exporting_user": tag_exporting_user,
+        "paper": paper.lower() if paper else None,
+        "extra_tags": [] if no_extra_tags else extra_tag or None,
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _lookups_for(name: str) -> tuple[HarvestClient, Lookups]:
@@ -66,13 +132,42 @@ def connect_cmd(
     verify_job: Annotated[
         int | None, typer.Option("--verify-job", help="Export a test candidate to this open job.")
     ] = None,
+    resume: ResumeOpt = None,
+    tags: TagsOpt = None,
+    note: NoteOpt = None,
+    educations: EducationsOpt = None,
+    employments: EmploymentsOpt = None,
+    extra_tag: ExtraTagOpt = None,
+    no_extra_tags: NoExtraTagsOpt = False,
+    tag_exporting_user: TagUserOpt = None,
+    paper: PaperOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Check a Greenhouse credential, its scopes, your user and the source; then store the connection."""
+    """Check a Greenhouse credential, its scopes, your user and the source; then store the connection.
+
+    Field settings not given: a new connection sends every optional part; an existing one keeps its own."""
+    from pydantic import ValidationError
+
     from shared.connections.service import connect, connection_summary
+    from shared.profiles.fields import FieldSettings
 
     if verify_prospect and verify_job is not None:
         raise CliError("use either --verify-prospect or --verify-job, not both")
+    changes = _field_changes(
+        resume=resume,
+        tags=tags,
+        note=note,
+        educations=educations,
+        employments=employments,
+        extra_tag=extra_tag,
+        no_extra_tags=no_extra_tags,
+        tag_exporting_user=tag_exporting_user,
+        paper=paper,
+    )
+    try:
+        fields = FieldSettings.model_validate(changes) if changes else None
+    except ValidationError as exc:
+        raise CliError("field settings: " + "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
     verify: Literal["prospect"] | int | None = "prospect" if verify_prospect else verify_job
     res = resources()
     result = connect(
@@ -86,6 +181,7 @@ def connect_cmd(
         prospects_only=prospects_only,
         enable_pools=enable_pools,
         duplicate_policy=on_duplicate,
+        fields=fields,
         verify=verify,
         **res.harvest_options(),
     )
@@ -114,7 +210,9 @@ def connections_cmd(
     if as_json:
         print_json({"connections": rows})
         return
-    table = Table("name", "client id", "user", "user id", "source", "capabilities", "created", "updated")
+    from shared.profiles.fields import FieldSettings
+
+    table = Table("name", "client id", "user", "user id", "source", "capabilities", "sends", "created", "updated")
     for r in rows:
         caps = "prospects only" if r["prospects_only"] else "jobs + prospects"
         if r["pools_enabled"]:
@@ -126,10 +224,47 @@ def connections_cmd(
             str(r["user_id"]),
             f"{r['source_name']} ({r['source_id']})",
             caps,
+            FieldSettings.model_validate(r["fields"]).describe(),
             str(r["created_at"])[:19],
             str(r["updated_at"])[:19],
         )
     console.print(table)
+
+
+@handle_errors
+def configure_cmd(
+    name: Annotated[str, typer.Argument(help="The connection to configure.")],
+    resume: ResumeOpt = None,
+    tags: TagsOpt = None,
+    note: NoteOpt = None,
+    educations: EducationsOpt = None,
+    employments: EmploymentsOpt = None,
+    extra_tag: ExtraTagOpt = None,
+    no_extra_tags: NoExtraTagsOpt = False,
+    tag_exporting_user: TagUserOpt = None,
+    paper: PaperOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Change which optional parts a connection sends (resume, tags, note, educations, employments, extra
+    tags); without options, show them. Items not yet exported use the new settings."""
+    from shared.connections.service import configure
+
+    changes = _field_changes(
+        resume=resume,
+        tags=tags,
+        note=note,
+        educations=educations,
+        employments=employments,
+        extra_tag=extra_tag,
+        no_extra_tags=no_extra_tags,
+        tag_exporting_user=tag_exporting_user,
+        paper=paper,
+    )
+    conn, fields = configure(resources().engine, name, **changes)
+    if as_json:
+        print_json({"connection": conn.name, "fields": fields.to_stored()})
+        return
+    console.print(f"{conn.name} sends: {fields.describe()}", markup=False, highlight=False)
 
 
 @handle_errors
@@ -242,6 +377,7 @@ def migrate_cmd(
 def register(app: typer.Typer) -> None:
     """Add the connection commands to ``app``."""
     app.command("connect")(connect_cmd)
+    app.command("configure")(configure_cmd)
     app.command("connections")(connections_cmd)
     app.command("disconnect")(disconnect_cmd)
     app.command("jobs")(jobs_cmd)

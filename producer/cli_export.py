@@ -209,6 +209,10 @@ def status(
         + ", ".join(f"{s} {n}" for s, n in sorted(doc["counts"].items()))
         + f"; sync: {sync['pending']} pending, {sync['synced']} synced, {sync['overdue']} overdue"
     )
+    report = doc["left_out"]
+    if report["items"]:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in report["by_reason"].items())
+        console.print(f"left out ({report['items']} items): {reasons}", markup=False, highlight=False)
     table = Table("profile", "status", "greenhouse candidate", "application", "synced at", "error / sync / warnings")
     for it in doc["items"]:
         note = it["error"] or it["sync_detail"] or "; ".join(it["warnings"])

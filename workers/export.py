@@ -38,9 +38,11 @@ from shared.errors import (
     UnavailableError,
 )
 from shared.harvest.client import HarvestClient
+from shared.profiles.fields import FieldSettings, apply_fields
 from shared.profiles.mapping import MappedCandidate, Target, map_profile
 from shared.profiles.matching import match_created
 from shared.profiles.model import Profile, describe_errors
+from shared.profiles.report import LeftOut, Reason
 from shared.resources import Resources, translate_error
 from shared.settings import Settings
 from shared.store import people, repo
@@ -222,8 +224,14 @@ class _Export:
             dummy_email_domain=self.cfg.dummy_email_domain,
             skills_custom_field=self.cfg.skills_custom_field,
         )
-        for w in mapped.warnings:
-            self.run.warn(w)
+        fields = FieldSettings.from_stored(conn.fields)
+        mapped, switched_off = apply_fields(mapped, fields, user_name=batch.user_name)
+        if not fields.resume:
+            switched_off.append(
+                LeftOut("resume", Reason.DISABLED, "resume not sent: off in the connection's field settings")
+            )
+        for entry in [*mapped.left_out, *switched_off]:
+            self.run.leave_out(entry)
         limiter = self.d.res.limiter
         if self.item.greenhouse_candidate_id is None or self.item.greenhouse_application_id is None:
             core = len(mapped.emails) + 1 + (self.item.greenhouse_candidate_id is not None)  # lookups, create, app
@@ -233,13 +241,13 @@ class _Export:
                     self.resolve_candidate(batch, conn, mapped, reader, writer)
                 if self.item.greenhouse_application_id is None:
                     self.writer_for(reader, writer, batch).application(mapped.application, batch.target_kind)
-        cost = self.parts_cost(mapped)
+        cost = self.parts_cost(mapped, fields)
         if cost == 0:  # nothing left to send: no budget to wait for
-            self.add_parts(conn, batch, mapped, reader, writer)
+            self.add_parts(conn, batch, profile, mapped, fields, reader, writer)
             return
         step = self.admitted(_Step(conn.client_id, cost, enrichment=True))
         with limiter.credit(step.key, step.cost):
-            self.add_parts(conn, batch, mapped, reader, writer)
+            self.add_parts(conn, batch, profile, mapped, fields, reader, writer)
 
     def wait_for_credential(self, key: str, cause: str, message: str, wait_s: float) -> Outcome:
         """The credential cannot take this item's requests now (rate limit, or Greenhouse failing): park the
@@ -264,15 +272,17 @@ class _Export:
         self.d.res.limiter.park(step.key, self.run.item_id, step.cost, enrichment=step.enrichment)
         return outcome
 
-    def parts_cost(self, mapped: MappedCandidate) -> int:
+    def parts_cost(self, mapped: MappedCandidate, fields: FieldSettings) -> int:
         """Requests the parts step will send: educations and employments of a record we created, each tag
-        not yet applied, the note."""
+        not yet applied, the note, the resume (and its look-up when one may be there already)."""
         progress = self.item.progress
         n = sum(1 for name in mapped.tags if name not in progress.tags)
         if progress.origin is RecordOrigin.CREATED:
             n += len(mapped.educations) + len(mapped.employments)
         if mapped.note and not progress.note_sent and progress.origin is not RecordOrigin.EXPORTED_BEFORE:
             n += 1
+        if fields.resume and not progress.resume_done:
+            n += 1 + (progress.resume_sent or progress.origin is not RecordOrigin.CREATED)
         return n
 
     def writer_for(self, reader: HarvestClient, writer: HarvestClient, batch: BatchRecord) -> PartsWriter:
@@ -284,11 +294,14 @@ class _Export:
         self,
         conn: ConnectionRecord,
         batch: BatchRecord,
+        profile: Profile,
         mapped: MappedCandidate,
+        fields: FieldSettings,
         reader: HarvestClient,
         writer: HarvestClient,
     ) -> None:
-        """Educations and employments (of a record we created), tags, and the note of a first export."""
+        """Educations and employments (of a record we created), tags, the note of a first export, and the
+        resume on the application (as the connection's field settings say)."""
         origin = self.item.progress.origin
         parts = self.writer_for(reader, writer, batch)
         if origin is RecordOrigin.CREATED:
@@ -300,6 +313,9 @@ class _Export:
         parts.tags(mapped, lookups.tag_ids, lambda: lookups.invalidate("tags"))
         if origin is not RecordOrigin.EXPORTED_BEFORE:  # the first export added the note
             parts.note(mapped)
+        if fields.resume:
+            resume = self.d.settings.resume
+            parts.resume(profile, paper=fields.paper, max_bytes=resume.max_bytes, font_dirs=resume.font_dirs)
 
     def set_record(self, candidate_id: int, origin: RecordOrigin, **values: object) -> None:
         """Store the Greenhouse record this item exports to, and where it came from (which decides its parts)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from shared.profiles.report import LeftOut
 from shared.settings import ExportSettings
 from shared.store import repo
 from shared.store.models import ItemStatus, utcnow
@@ -50,6 +51,8 @@ class ItemRun:
         """The clock for waits on Greenhouse (sync windows); tests move it by hand."""
         self._item = item
         self.warnings: list[str] = list(item.warnings)
+        self.left_out: list[LeftOut] = [LeftOut.from_dict(d) for d in item.left_out]
+        """The item's field report so far (stored with the warnings when the run ends)."""
 
     @property
     def item(self) -> ItemRecord:
@@ -93,6 +96,16 @@ class ItemRun:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def leave_out(self, entry: LeftOut) -> None:
+        """Report ``entry`` in the item's field report (once), and its line among the warnings."""
+        if entry not in self.left_out:
+            self.left_out.append(entry)
+        self.warn(str(entry))
+
+    def _notes(self) -> dict[str, Any]:
+        """What every end of the run stores besides its status: the warnings and the field report."""
+        return {"warnings": self.warnings, "left_out": [entry.as_dict() for entry in self.left_out]}
+
     # --- ends of the run --------------------------------------------------------------------------------
 
     def finish(self, status: ItemStatus, *, error: str | None = None, error_cause: str | None = None) -> Finished:
@@ -104,7 +117,7 @@ class ItemRun:
             status,
             error=error,
             error_cause=error_cause,
-            warnings=self.warnings,
+            **self._notes(),
         )
         return Finished(status, cause=error_cause, ids=self.ids)
 
@@ -117,7 +130,7 @@ class ItemRun:
             ItemStatus.FAILED,
             error=message[:2000],
             error_cause=cause,
-            warnings=self.warnings,
+            **self._notes(),
         )
         return Finished(ItemStatus.FAILED, cause=cause, ids=self.ids)
 
@@ -137,14 +150,14 @@ class ItemRun:
             countdown_s=countdown_s,
             error=message[:2000],
             error_cause=cause,
-            warnings=self.warnings,
+            **self._notes(),
         )
         return RetryLater(countdown_s, message, cause, ids=self.ids)
 
     def park(self, reason: str) -> Parked:
         """Give the item back (``queued``, attempt refunded) to wait for its credential's budget; the caller
         then parks it in the credential's queue (after this, so the pacer never finds it still ``sending``)."""
-        repo.release_item(self.engine, self.item_id, self.owner, counts=False, warnings=self.warnings)
+        repo.release_item(self.engine, self.item_id, self.owner, counts=False, **self._notes())
         return Parked(reason, ids=self.ids)
 
     def backoff_s(self) -> float:

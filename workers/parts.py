@@ -1,11 +1,13 @@
 """The parts of a Greenhouse record added after the candidate exists: application, educations,
-employments, tags and the profile note. Each is stored on the item the moment Greenhouse answers, so a
-second run adds only what is missing. A part Greenhouse rejects (422) becomes a warning on the item, not
-a failure of the export: the person is in Greenhouse, with that part left out and the reason recorded.
+employments, tags, the profile note and the resume. Each is stored on the item the moment Greenhouse
+answers, so a second run adds only what is missing. A part Greenhouse rejects (422) goes into the item's
+field report, not a failure of the export: the person is in Greenhouse, with that part left out and the
+reason recorded.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, Literal
@@ -14,10 +16,20 @@ from pydantic import BaseModel
 
 from shared.errors import HarvestError, InvalidRequestError, NotFoundError
 from shared.harvest.client import HarvestClient
-from shared.harvest.models import CreateApplication, CreateNote, JobApplication, ProspectApplication
+from shared.harvest.models import (
+    CreateApplication,
+    CreateAttachment,
+    CreateNote,
+    JobApplication,
+    ProspectApplication,
+)
+from shared.profiles.fonts import FontsUnavailable, font_library
 from shared.profiles.mapping import MappedCandidate, normalise_name
+from shared.profiles.model import Profile
+from shared.profiles.report import LeftOut, Reason
+from shared.profiles.resume import ResumeTooLarge, render_resume, resume_filename
 from shared.store.models import TargetKind, aware
-from shared.store.progress import NumberedPart
+from shared.store.progress import NumberedPart, RecordOrigin
 from workers.item_run import ItemRun
 from workers.outcome import MustWaitError
 
@@ -151,7 +163,7 @@ class PartsWriter:
             try:
                 greenhouse_id: int | None = create(body).id
             except InvalidRequestError as exc:
-                run.warn(f"{label} {n} left out: {exc}")
+                run.leave_out(LeftOut(label, Reason.REJECTED, f"left out: {exc}", n))
                 greenhouse_id = None
             store(n, greenhouse_id)
 
@@ -195,7 +207,7 @@ class PartsWriter:
                 self.readable()
                 applied = {t.candidate_tag_id for t in self.reader.list_applied_tags([self.cid])}
                 if tag_id not in applied:
-                    run.warn(f"tag {name!r} left out: {exc}")
+                    run.leave_out(LeftOut("tag", Reason.TAG_REFUSED, f"tag {name!r} left out: {exc}", field=name))
                 applied_id = None
             run.save_progress(run.progress.with_tag(name, applied_id))
 
@@ -216,15 +228,66 @@ class PartsWriter:
                 )
             )
         except InvalidRequestError as exc:  # Greenhouse rejected it: nothing was written
-            run.warn(f"profile note left out: {exc}")
+            run.leave_out(LeftOut("note", Reason.REJECTED, f"profile note left out: {exc}"))
             return
         except HarvestError as exc:
             if exc.outcome_unknown:
-                run.warn("the profile note may not have reached Greenhouse (no answer); not sent twice")
+                detail = "the profile note may not have reached Greenhouse (no answer); not sent twice"
+                run.leave_out(LeftOut("note", Reason.UNCONFIRMED, detail))
             else:  # refused before any work (throttled, 429, 4xx): nothing was written, send it next time
                 run.save_progress(run.progress.without_note())
             raise
         run.save_progress(run.progress.with_note_id(note.id))
+
+    def resume_lookup_needed(self) -> bool:
+        """Whether the application may already hold our resume: an earlier upload's answer was lost, or the
+        application is not one this item created with the record (a person found by email, or exported
+        before, may have had it from an earlier export)."""
+        progress = self.run.progress
+        return progress.resume_sent or progress.origin is not RecordOrigin.CREATED
+
+    def resume(self, profile: Profile, *, paper: Literal["a4", "letter"], max_bytes: int, font_dirs: list[str]) -> None:
+        """Upload a resume made from ``profile`` as the application's ``resume`` attachment, once.
+
+        It is marked sent before it goes out; a sent resume without an id (the worker died, or the answer
+        was lost) is looked up on the application by its file name before it is sent again. A resume that
+        cannot be made (no font, too large) or that Greenhouse rejects is left out, with the reason.
+        """
+        run = self.run
+        app_id = run.item.greenhouse_application_id
+        if run.progress.resume_done or app_id is None:
+            return
+        filename = resume_filename(profile)
+        if self.resume_lookup_needed():
+            self.readable()
+            found = self.reader.list_attachments(application_ids=[app_id], type="resume")
+            match = next((a for a in found if a.filename == filename), None)
+            if match is not None:
+                run.save_progress(run.progress.with_resume_id(match.id))
+                return
+        try:
+            resume = render_resume(profile, paper=paper, max_bytes=max_bytes, fonts=font_library(font_dirs))
+        except (FontsUnavailable, ResumeTooLarge) as exc:
+            reason = Reason.NO_FONT if isinstance(exc, FontsUnavailable) else Reason.TOO_LARGE
+            run.leave_out(LeftOut("resume", reason, f"resume left out: {exc}"))
+            run.save_progress(run.progress.with_resume_left_out())
+            return
+        for entry in resume.left_out:
+            run.leave_out(entry)
+        run.save_progress(run.progress.with_resume_sent())
+        body = CreateAttachment(
+            application_id=app_id,
+            filename=resume.filename,
+            type="resume",
+            content=base64.b64encode(resume.content).decode("ascii"),
+        )
+        try:
+            attachment = self.writer.create_attachment(body)
+        except InvalidRequestError as exc:  # Greenhouse rejected it: nothing was written
+            run.leave_out(LeftOut("resume", Reason.REJECTED, f"resume left out: {exc}"))
+            run.save_progress(run.progress.with_resume_left_out())
+            return
+        run.save_progress(run.progress.with_resume_id(attachment.id))
 
 
 def _same(body: BaseModel, record: Any) -> bool:

@@ -80,6 +80,12 @@ def _emails(user: User) -> list[str]:
     return [e for e in (user.primary_email, *user.emails) if e]
 
 
+def user_name(user: User) -> str | None:
+    """The user's name as Greenhouse shows it (``name``, else first and last name), or None."""
+    full = user.name or " ".join(p for p in (user.first_name, user.last_name) if p)
+    return full.strip() or None
+
+
 def find_user(reader: HarvestClient, email: str) -> User:
     """The active Greenhouse user whose primary or other email equals ``email`` exactly (case sensitive).
 

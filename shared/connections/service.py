@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Unpack, cast
 
 import sqlalchemy as sa
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
@@ -30,6 +30,7 @@ from shared.harvest.auth import Credential
 from shared.harvest.client import HarvestClient
 from shared.harvest.models import Source, User
 from shared.harvest.transport import TransportOptions
+from shared.profiles.fields import FieldSettings
 from shared.settings import Settings
 from shared.store.models import ACTIVE_STATUSES, Connection, DuplicatePolicy, Item, ItemStatus, utcnow
 from shared.store.records import ConnectionRecord
@@ -38,6 +39,7 @@ __all__ = [
     "CONNECTION_REMOVED",
     "ConnectResult",
     "check_target",
+    "configure",
     "connect",
     "connection_summary",
     "credential_for",
@@ -80,6 +82,7 @@ def connect(
     prospects_only: bool = False,
     enable_pools: bool = False,
     duplicate_policy: DuplicatePolicy | str = DuplicatePolicy.LINK,
+    fields: FieldSettings | None = None,
     verify: Literal["prospect"] | int | None = None,
     readback_wait_s: float = DEFAULT_READBACK_WAIT_S,
     readback_poll_s: float = checks.READBACK_POLL_S,
@@ -143,6 +146,7 @@ def connect(
         enable_pools=enable_pools,
         duplicate_policy=policy,
         scopes=scopes,
+        fields=fields,
     )
     messages = [f"{'connected' if created else 'updated connection'} {name} as {user_email} (id {user.id})"]
     if candidate_id is not None:
@@ -164,6 +168,7 @@ def _save(
     enable_pools: bool,
     duplicate_policy: DuplicatePolicy,
     scopes: list[str],
+    fields: FieldSettings | None,
 ) -> tuple[ConnectionRecord, bool]:
     """Insert connection ``name``, or update it in place (secret rotation) and clear ``removed_at``."""
     with Session(engine) as session:
@@ -188,6 +193,8 @@ def _save(
         conn.pools_enabled = enable_pools
         conn.duplicate_policy = duplicate_policy
         conn.scopes = scopes
+        if fields is not None:
+            conn.fields = fields.to_stored()
         conn.updated_at = utcnow()
         conn.removed_at = None
         session.add(conn)
@@ -203,6 +210,33 @@ def _duplicate_policy(value: DuplicatePolicy | str) -> DuplicatePolicy:
     except ValueError:
         valid = ", ".join(p.value for p in DuplicatePolicy)
         raise UserError(f"unknown duplicate policy {value!r}: use one of {valid}") from None
+
+
+def configure(engine: Engine, name: str, **changes: Any) -> tuple[ConnectionRecord, FieldSettings]:
+    """Change field settings of connection ``name`` (``changes``: :class:`FieldSettings` names and values;
+    none given: nothing changes). Raises :class:`UserError` naming a bad setting, or for an unknown or
+    removed connection. Items not yet exported use the new settings."""
+    unknown = sorted(set(changes) - set(FieldSettings.model_fields))
+    if unknown:
+        raise UserError(f"unknown field setting {', '.join(unknown)}: use {', '.join(FieldSettings.model_fields)}")
+    with Session(engine) as session:
+        conn = session.exec(select(Connection).where(Connection.name == name.strip())).first()
+        if conn is None or conn.removed_at is not None:
+            raise ConnectionNotFoundError(f"no connection named {name!r}; see `ghexport connections`")
+        current = FieldSettings.from_stored(conn.fields)
+        try:
+            updated = FieldSettings.model_validate({**current.model_dump(), **changes})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise UserError(f"field settings of {name}: {problems}") from None
+        if updated != current:
+            conn.fields = updated.to_stored()
+            conn.updated_at = utcnow()
+            session.add(conn)
+            session.commit()
+            session.refresh(conn)
+        log.info("configure %s: %s", name, updated.describe())
+        return ConnectionRecord.from_row(conn), updated
 
 
 def list_connections(engine: Engine, *, include_removed: bool = False) -> list[ConnectionRecord]:
@@ -300,6 +334,7 @@ def connection_summary(conn: ConnectionRecord) -> dict[str, Any]:
         "pools_enabled": conn.pools_enabled,
         "duplicate_policy": conn.duplicate_policy.value,
         "scopes": list(conn.scopes),
+        "fields": FieldSettings.from_stored(conn.fields).to_stored(),
         "created_at": conn.created_at.isoformat() if conn.created_at else None,
         "updated_at": conn.updated_at.isoformat() if conn.updated_at else None,
         "removed_at": conn.removed_at.isoformat() if conn.removed_at else None,

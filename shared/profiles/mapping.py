@@ -31,6 +31,7 @@ from shared.harvest.models import (
     WebsiteAddress,
 )
 from shared.profiles.model import EducationIn, EmploymentIn, Profile
+from shared.profiles.report import LeftOut, Reason
 
 
 def java_string_hash(s: str) -> int:
@@ -177,7 +178,7 @@ class MappedCandidate:
 
     ``create`` is the candidate body with its ``application`` (also in ``application``, for attaching to
     an existing candidate); ``emails`` are the addresses to look the person up by (the dummy one
-    included); ``warnings`` name what was left out and why.
+    included); ``left_out`` names what was left out and why (``warnings``: the same as lines).
     """
 
     create: CreateCandidate
@@ -186,8 +187,12 @@ class MappedCandidate:
     employments: list[EmploymentPlan] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     note: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [str(entry) for entry in self.left_out]
 
 
 def _dedupe(values: Iterable[str], *, fold: bool) -> list[str]:
@@ -208,32 +213,43 @@ _EDU_FIELDS: tuple[tuple[str, CustomFieldKey], ...] = (
 )
 
 
-def _education(n: int, edu: EducationIn, options: OptionIndex, warnings: list[str]) -> EducationPlan | None:
+_UNKNOWN = {"school": Reason.UNKNOWN_SCHOOL, "degree": Reason.UNKNOWN_DEGREE, "discipline": Reason.UNKNOWN_DISCIPLINE}
+
+
+def _education(n: int, edu: EducationIn, options: OptionIndex, left: list[LeftOut]) -> EducationPlan | None:
     ids: dict[str, int | None] = {}
     for attr, key in _EDU_FIELDS:
         name: str | None = getattr(edu, attr)
         ids[key] = options.resolve(key, name) if name else None
         if name and ids[key] is None:
-            warnings.append(f"education {n}: {attr} {name!r} has no Greenhouse option; left out")
+            left.append(
+                LeftOut("education", _UNKNOWN[attr], f"{attr} {name!r} has no Greenhouse option; left out", n, attr)
+            )
     end = edu.end_date
     if end is not None and edu.start_date is not None and end < edu.start_date:
-        warnings.append(f"education {n}: end_date before start_date; end_date left out")
+        left.append(_dates_out_of_order("education", n))
         end = None
     if all(v is None for v in ids.values()) and edu.start_date is None and end is None:
-        warnings.append(f"education {n}: nothing left to send; education left out")
+        left.append(LeftOut("education", Reason.NOTHING_TO_SEND, "nothing left to send; education left out", n))
         return None
     return EducationPlan(ids["school_name"], ids["degree"], ids["discipline"], edu.start_date, end)
 
 
-def _employment(n: int, emp: EmploymentIn, warnings: list[str]) -> EmploymentPlan | None:
+def _dates_out_of_order(part: str, n: int) -> LeftOut:
+    detail = "end_date before start_date; end_date left out"
+    return LeftOut(part, Reason.DATES_OUT_OF_ORDER, detail, n, "end_date")
+
+
+def _employment(n: int, emp: EmploymentIn, left: list[LeftOut]) -> EmploymentPlan | None:
     missing = [f for f in ("company_name", "title", "start_date") if getattr(emp, f) is None]
     if missing:
-        warnings.append(f"employment {n}: no {', '.join(missing)}; employment left out")
+        detail = f"no {', '.join(missing)}; employment left out"
+        left.append(LeftOut("employment", Reason.INCOMPLETE, detail, n, missing[0]))
         return None
     assert emp.company_name is not None and emp.title is not None and emp.start_date is not None
     end = emp.end_date
     if end is not None and end < emp.start_date:
-        warnings.append(f"employment {n}: end_date before start_date; end_date left out")
+        left.append(_dates_out_of_order("employment", n))
         end = None
     return EmploymentPlan(emp.company_name, emp.title, emp.start_date, end)
 
@@ -247,7 +263,7 @@ def map_profile(
     dummy_email_domain: str,
     skills_custom_field: str | None,
 ) -> MappedCandidate:
-    """Map one profile for ``target``; never raises for data Greenhouse cannot take, it warns instead.
+    """Map one profile for ``target``; never raises for data Greenhouse cannot take, it reports it instead.
 
     Emails are deduplicated case-insensitively (first spelling kept, all ``personal``); with no email and
     ``dummy_emails`` a :func:`dummy_email` stands in. Phones are ``mobile``, the location a ``home``
@@ -255,11 +271,11 @@ def map_profile(
     left out with a warning). Skills go to the custom field ``skills_custom_field`` when set, else into
     the note (with the summary).
     """
-    warnings: list[str] = []
+    left: list[LeftOut] = []
     emails = _dedupe(profile.emails, fold=True)
     if not emails and dummy_emails:
         emails = [dummy_email(profile.id, dummy_email_domain)]
-        warnings.append("no email; dummy address used")
+        left.append(LeftOut("email", Reason.DUMMY_EMAIL, "no email; dummy address used", field="emails"))
 
     custom_fields: list[CustomFieldValue] = []
     skills = _dedupe(profile.skills, fold=True)
@@ -288,10 +304,10 @@ def map_profile(
     educations = [
         plan
         for n, edu in enumerate(profile.educations, start=1)
-        if (plan := _education(n, edu, options, warnings)) is not None
+        if (plan := _education(n, edu, options, left)) is not None
     ]
     employments = [
-        job for n, emp in enumerate(profile.employments, start=1) if (job := _employment(n, emp, warnings)) is not None
+        job for n, emp in enumerate(profile.employments, start=1) if (job := _employment(n, emp, left)) is not None
     ]
     return MappedCandidate(
         create=create,
@@ -300,6 +316,6 @@ def map_profile(
         employments=employments,
         tags=_dedupe(profile.tags, fold=True),
         note="\n\n".join(note_parts) if note_parts else None,
-        warnings=warnings,
+        left_out=left,
         emails=emails,
     )

@@ -84,6 +84,9 @@ class Connection(SQLModel, table=True):
     pools_enabled: bool = False
     duplicate_policy: str = Field(default=DuplicatePolicy.LINK, max_length=20)
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """Which optional parts the connection sends (:class:`shared.profiles.fields.FieldSettings` as JSON;
+    empty: every default)."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     removed_at: datetime | None = None
@@ -107,6 +110,8 @@ class Batch(SQLModel, table=True):
     stage_id: int | None = Field(default=None, sa_type=BigInteger)
     user_email: str = Field(max_length=320)
     user_id: int = Field(sa_type=BigInteger)
+    user_name: str | None = Field(default=None, max_length=400)
+    """The acting Greenhouse user's name, kept when the connection tags candidates with it."""
     include_exported: bool = False
     new_record: bool = False
     dummy_emails: bool = False
@@ -148,6 +153,9 @@ class Item(SQLModel, table=True):
     """The item's export progress as JSON: read and written only through
     :class:`shared.store.progress.ItemProgress` (``from_stored`` / ``to_stored``), never by key."""
     warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    left_out: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """The field report: what the export left out and why, each :class:`shared.profiles.report.LeftOut`
+    as a dict (``{"part", "reason", "n"?, "field"?, "detail"?}``). Its lines are also in ``warnings``."""
     history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     """Earlier rounds of the item, oldest first: each ``{"at", "status", "attempts", "cause", "error"}``,
     written when an operator retry puts a failed item back (its attempts start again from 0)."""

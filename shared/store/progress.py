@@ -22,6 +22,10 @@ during a rolling deploy both versions work on the same items. The stored keys:
     ``{name: id | null}``: tags applied (``null``: rejected, or already on the candidate).
 ``note``
     absent: not sent; ``null``: sent, outcome unknown (never sent again); a number: the note's id.
+``resume``
+    absent: not sent; ``{"sent": true, "id": null}``: sent, outcome unknown (looked up on the application
+    before it is sent again); ``{"sent": true, "id": n}``: the attachment's id; ``{"sent": false,
+    "id": null, "done": true}``: not to be sent (left out, with the reason in the field report).
 """
 
 from __future__ import annotations
@@ -98,6 +102,12 @@ class ItemProgress(BaseModel):
     """The profile note was sent. A note is permanent, so it is never sent twice, even when the answer was lost."""
     note_id: int | None = None
     """The note's Greenhouse id. None while not sent, or when the send's outcome is unknown."""
+    resume_sent: bool = False
+    """The resume was uploaded at least once; without :attr:`resume_id`, its outcome is unknown."""
+    resume_id: int | None = None
+    """The resume attachment's Greenhouse id."""
+    resume_done: bool = False
+    """Nothing more to do for the resume: it landed (:attr:`resume_id`), or it is left out."""
     other: dict[str, Any] = Field(default_factory=dict)
     """Stored keys this version does not know (a newer version wrote them during a rolling deploy). They are
     written back unchanged, so this version never erases another version's progress."""
@@ -106,6 +116,8 @@ class ItemProgress(BaseModel):
     def _note_id_means_sent(self) -> ItemProgress:
         if self.note_id is not None and not self.note_sent:
             raise ValueError("a note with a Greenhouse id was sent: note_sent must be true")
+        if self.resume_id is not None and not (self.resume_sent and self.resume_done):
+            raise ValueError("a resume with a Greenhouse id was sent and is done")
         return self
 
     # --- the stored JSON ---------------------------------------------------------------------------
@@ -127,6 +139,13 @@ class ItemProgress(BaseModel):
             "note_sent": note_sent,
             "note_id": raw.pop("note", None),
         }
+        resume = raw.pop("resume", None)
+        if resume is not None:
+            if not isinstance(resume, dict):
+                raise ValueError(f"stored resume progress must be an object, not {type(resume).__name__}")
+            fields["resume_sent"] = resume.get("sent", False)
+            fields["resume_id"] = resume.get("id")
+            fields["resume_done"] = resume.get("done", resume.get("id") is not None)
         for part in NumberedPart:
             # JSON object keys are strings: "1" -> 1 (pydantic's lax mode converts numeric strings)
             fields[part.value] = {"done": raw.pop(part.value, {}), "sent": raw.pop(f"{part.value}_sent", [])}
@@ -153,6 +172,10 @@ class ItemProgress(BaseModel):
             out["tags"] = dict(self.tags)
         if self.note_sent:
             out["note"] = self.note_id
+        if self.resume_sent or self.resume_done:
+            out["resume"] = {"sent": self.resume_sent, "id": self.resume_id}
+            if self.resume_done and self.resume_id is None:
+                out["resume"]["done"] = True
         return out
 
     # --- reading ----------------------------------------------------------------------------------
@@ -200,6 +223,18 @@ class ItemProgress(BaseModel):
     def with_note_id(self, note_id: int) -> ItemProgress:
         """Record the Greenhouse id of the note that was sent."""
         return self.model_copy(update={"note_sent": True, "note_id": note_id})
+
+    def with_resume_sent(self) -> ItemProgress:
+        """Mark the resume as sent with an unknown outcome (stored before it goes out)."""
+        return self.model_copy(update={"resume_sent": True, "resume_id": None, "resume_done": False})
+
+    def with_resume_id(self, attachment_id: int | None) -> ItemProgress:
+        """Record that the resume landed, with its attachment's Greenhouse id (when Greenhouse gave one)."""
+        return self.model_copy(update={"resume_sent": True, "resume_id": attachment_id, "resume_done": True})
+
+    def with_resume_left_out(self) -> ItemProgress:
+        """Nothing to send for the resume (left out; the field report says why)."""
+        return self.model_copy(update={"resume_id": None, "resume_done": True})
 
     def without_note(self) -> ItemProgress:
         """Forget a note send that Greenhouse refused before doing anything, so the next run sends it."""

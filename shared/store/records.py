@@ -39,6 +39,8 @@ class ConnectionRecord(_Record):
     pools_enabled: bool
     duplicate_policy: DuplicatePolicy
     scopes: list[str]
+    fields: dict[str, Any] = Field(default_factory=dict)
+    """Which optional parts the connection sends, as stored (read it with ``FieldSettings.from_stored``)."""
     created_at: datetime
     updated_at: datetime
     removed_at: datetime | None
@@ -65,6 +67,7 @@ class BatchRecord(_Record):
     stage_id: int | None
     user_email: str
     user_id: int
+    user_name: str | None = None
     include_exported: bool
     new_record: bool
     dummy_emails: bool
@@ -104,6 +107,7 @@ class ItemRecord(_Record):
     progress: ItemProgress
     """The parts sent so far and their Greenhouse ids (stored as JSON in the column ``parts``)."""
     warnings: list[str]
+    left_out: list[dict[str, Any]] = Field(default_factory=list)
     history: list[dict[str, Any]]
     error: str | None
     error_cause: str | None

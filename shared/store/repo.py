@@ -110,6 +110,7 @@ def _new_item_row(
         "linked_existing": False,
         "parts": parts,
         "warnings": [],
+        "left_out": [],
         "history": [],
         "created_at": now,
         "updated_at": now,

@@ -18,7 +18,7 @@ from shared.harvest.sandbox import seed as s
 from shared.profiles.model import Profile
 from shared.queue import names
 from shared.resources import Resources
-from shared.settings import ExportSettings, HarvestSettings, LimiterSettings, Settings
+from shared.settings import ExportSettings, HarvestSettings, LimiterSettings, ResumeSettings, Settings
 from shared.store import repo
 from shared.store.models import Batch, TargetKind
 from shared.store.records import ConnectionRecord, ItemRecord
@@ -46,8 +46,8 @@ class Clock:
         self.offset_s += seconds
 
 
-def make_settings(database_url: str, **export: Any) -> Settings:
-    """Test settings: fresh secret key, no quick retries, limiter off, export overrides."""
+def make_settings(database_url: str, *, resume: ResumeSettings | None = None, **export: Any) -> Settings:
+    """Test settings: fresh secret key, no quick retries, limiter off, export (and resume) overrides."""
     return Settings(
         # mypy builds Settings.__init__ from the fields only: it cannot see pydantic-settings' init options
         _env_file=None,  # type: ignore[call-arg]
@@ -60,6 +60,7 @@ def make_settings(database_url: str, **export: Any) -> Settings:
         broker_url="memory://",
         redis_url="redis://127.0.0.1:1/0",
         export=ExportSettings(**export),
+        resume=resume or ResumeSettings(),
     )
 
 
@@ -134,12 +135,18 @@ class Env:
         )
 
 
-def make_env(database_url: str, *, sandbox_config: dict[str, Any] | None = None, **export: Any) -> Env:
+def make_env(
+    database_url: str,
+    *,
+    sandbox_config: dict[str, Any] | None = None,
+    resume: ResumeSettings | None = None,
+    **export: Any,
+) -> Env:
     """Sandbox + SQLite store + a connection ``acme`` (pools enabled) + deps built as in production."""
     clock = Clock()
     config = {"rate_limit": 10_000, **(sandbox_config or {})}
     sandbox = Sandbox(SandboxConfig(**config), clock=clock.now, sleep=lambda _s: None)
-    settings = make_settings(database_url, **export)
+    settings = make_settings(database_url, resume=resume, **export)
     # a worker's resources: waits go back to the queue, never slept through
     res = Resources(settings, http_transport=sandbox.transport(), redis_client=fakeredis.FakeRedis(), patient=False)
     http = res.http

@@ -727,5 +727,7 @@ def test_an_item_stored_by_the_previous_version_continues_where_it_stopped(env: 
     assert len(cand["educations"]) == 1 and len(cand["applications"]) == 1
     assert cand["notes"] == []
     after = stored_parts(env, item_id)
-    assert after == {**legacy, "employments": {"1": emp["id"]}, "tags": after["tags"]}
+    (resume,) = cand["attachments"]  # a part the previous version did not have: added, once
+    expected = {**legacy, "employments": {"1": emp["id"]}, "resume": {"sent": True, "id": resume["id"]}}
+    assert after == {**expected, "tags": after["tags"]}
     assert sorted(after["tags"]) == ["Backend", "Rust Fans"]

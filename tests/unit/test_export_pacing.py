@@ -70,7 +70,7 @@ def test_parts_wait_behind_every_waiting_core_record(env: Env) -> None:
     assert len(created) == 1 and created[0]["educations"] == [] and created[0]["notes"] == []
     released = limiter.release(KEY)
     assert [r.item_id for r in released] == [second, first]  # the waiting core first, then item 1's parts
-    assert released[1].cost == 5  # its education, employment, two tags... as its parts step counted them
+    assert released[1].cost == 6  # its education, employment, two tags, note, resume: as its parts step counted
 
     assert export_item(env.deps, second, credit=released[0].cost) == Finished(ItemStatus.EXPORTED)
     assert export_item(env.deps, first, credit=released[1].cost) == Finished(ItemStatus.EXPORTED)
