@@ -6,6 +6,8 @@ The public names are part of the operator contract (``../shared/reference/operat
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -205,9 +207,16 @@ class Settings(BaseSettings):
             if isinstance(value, BaseModel):
                 for sub, sub_value in value:
                     if sub_value is not None:
-                        env[f"GHX_{name.upper()}__{sub.upper()}"] = str(sub_value)
+                        env[f"GHX_{name.upper()}__{sub.upper()}"] = _env_value(sub_value)
             elif isinstance(value, SecretStr):
                 env[f"GHX_{name.upper()}"] = value.get_secret_value()
             elif value is not None:
-                env[f"GHX_{name.upper()}"] = str(value)
+                env[f"GHX_{name.upper()}"] = _env_value(value)
         return env
+
+
+def _env_value(value: object) -> str:
+    """A setting as pydantic-settings reads it back: JSON for lists and dicts, text otherwise."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str)
+    return str(value)

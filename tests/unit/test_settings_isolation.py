@@ -61,3 +61,23 @@ def test_developer_environment_and_dotenv_do_not_reach_settings_in_tests(tmp_pat
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout, run.stdout
+
+
+def test_to_env_rebuilds_every_setting_in_a_child_process(tmp_path: Path) -> None:
+    """Workers started by the demo and the tests get their settings from ``Settings.to_env()``: every
+    value, lists and nested models included, must read back the same (a list written with ``str()`` was
+    refused by pydantic-settings and every worker died at start)."""
+    settings = Settings(
+        resume={"font_dirs": ["/opt/fonts one", "~/fonts"], "max_bytes": 123_456},
+        export={"max_attempts": 7},
+        cache_ttl_s=2.5,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("GHX_")}
+    env.update(settings.to_env())
+    probe = "import sys; from shared.settings import Settings; sys.stdout.write(Settings().model_dump_json())"
+    seen = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert seen.returncode == 0, seen.stderr
+    assert Settings.model_validate_json(seen.stdout).model_dump() == settings.model_dump()
