@@ -40,7 +40,7 @@ JSON_FIELDS = ("asctime", "levelname", "name", "process", "message")
 JSON_NAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 FORMATS = ("auto", "text", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-QUIET_LOGGERS = ("httpx", "httpcore")
+QUIET_LOGGERS = ("httpx", "httpcore", "fontTools", "fpdf")  # fontTools logs every subset at INFO
 """Held at WARNING: httpx logs every request URL at INFO, and email lookups put addresses in URLs."""
 MIN_SECRET_LEN = 6
 """Shorter known secret values are not searched for (they would match ordinary words)."""
