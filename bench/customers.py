@@ -10,7 +10,7 @@ the sandbox answering every request after ``--customer-latency-ms`` (200 ms, a r
   taken in turn), so both windows see the whole range of limits. 50 customers: summed limits 158 req/s.
 - Batches: customer k exports ``ceil(M x 60 x limit_k / window_k / cost)`` generated profiles
   (``producer.demo.sample_profiles``, emails unique per customer), M = ``--customer-minutes`` (3.5; ``--quick``
-  1.5) and cost = 6 requests per generated candidate (the naive count: lookup, create, education,
+  1.5) and cost = 7 requests per generated candidate (the naive count: lookup, create, education,
   employment, tag, note): every credential has about M minutes of work at its full rate, so they all run
   out of work at about the same time. ``--customer-candidates N`` gives every customer N instead.
 - Start: the connections are made in this process with :func:`shared.connections.service.connect` (50 in

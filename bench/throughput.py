@@ -34,10 +34,11 @@ Modes, side by side in one invocation:
   and, once the workers are up, ``celery -A workers.app control rate_limit ghexport.export_item RATE``
   (checked: every worker must log "New rate limit"). RATE is the naive choice: the limit divided by the
   window, divided by the requests one candidate costs (``--baseline-cost``, default computed from the profiles:
-  one email lookup + the candidate create + one request per education, employment and tag + the note = 6 for
-  the generated profiles), e.g. 50 / 10 s / 6 = ``50/m``, 50 / 30 s / 6 = ``16.67/m``. Celery applies a task
-  rate limit per worker instance (each ``ghexport worker``, whatever its concurrency), so with 2 workers the
-  cluster runs at twice that rate: that is the naive user's mistake being measured, not a bench bug.
+  one email lookup + the candidate create + one request per education, employment and tag + the note + the
+  resume upload (resumes are on by default: ``POST /v3/attachments``) = 7 for the generated profiles), e.g.
+  50 / 10 s / 7 = ``42.86/m``, 50 / 30 s / 7 = ``14.29/m``. Celery applies a task rate limit per worker
+  instance (each ``ghexport worker``, whatever its concurrency), so with 2 workers the cluster runs at twice
+  that rate: that is the naive user's mistake being measured, not a bench bug.
 
 Figures (scenarios ``utilisation``, ``requeues`` and ``visible`` come from the same export runs, one per mode
 and window; ``fairness`` has runs of its own):
@@ -70,9 +71,9 @@ and window; ``fairness`` has runs of its own):
    Harvest requests per item = every ``/v3`` request of the export (429s included) / items, and accepted
    ones / items. Floor = (writes + one email lookup per candidate) / items:
    writes = ``POST /v3/...`` answers with a 2xx (each made a record that had to be made: the candidate with
-   its application, educations, employments, applied tags, the note, and a tag created once), and a person is
-   looked up by email once before being created (the duplicate check); anything above the floor is overhead
-   (lookup lists, readability checks, retries, repeated lookups).
+   its application, educations, employments, applied tags, the note, the resume attachment, and a tag created
+   once), and a person is looked up by email once before being created (the duplicate check); anything above
+   the floor is overhead (lookup lists, readability checks, retries, repeated lookups).
 3. fairness (``ours`` only): customer B's ``--fairness-b`` candidates exported alone, then, in a fresh system,
    right behind customer A's ``--fairness-a`` candidates on the same workers (B's ``ghexport export`` starts
    as soon as A's returns), B with its own credential (``POST /_sandbox/credentials``, connected as a second
@@ -92,10 +93,10 @@ and window; ``fairness`` has runs of its own):
    ``round(20 + 55 k / (n - 1))`` requests per window, window 10 s for even k and 30 s for odd k: summed
    limits 158 req/s for 50), sandbox latency 200 ms, ONE ``ghexport worker`` (``--customer-worker POOL:N``,
    default ``threads:64``). Each customer exports generated profiles sized for ``--customer-minutes`` (3.5)
-   of work at its full rate (6 requests per candidate), or ``--customer-candidates N`` each. Connect (in
-   this process, ``shared.connections.service.connect``, all in parallel), record and park every batch
-   (``producer.api.export_profiles``), wait ``--settle`` (31 s: no window still holds connect's requests),
-   then start the worker: every credential starts within one pacer tick. Wait for every batch.
+   of work at its full rate (7 requests per candidate, the resume included), or ``--customer-candidates N``
+   each. Connect (in this process, ``shared.connections.service.connect``, all in parallel), record and park
+   every batch (``producer.api.export_profiles``), wait ``--settle`` (31 s: no window still holds connect's
+   requests), then start the worker: every credential starts within one pacer tick. Wait for every batch.
    Figure = summed accepted rate / summed limits over the steady interval [T0, T1]:
    first_i = credential i's first accepted request of the export (poll of ``/_sandbox/stats`` per
    credential every 0.25 s); T0 = max_i (first_i + window_i): every credential has sent its first request
@@ -309,10 +310,11 @@ def log(msg: str) -> None:
 
 def naive_cost(profiles: Sequence[Profile]) -> int:
     """Requests a user would count for one candidate: an email lookup, the create (with its application), one
-    per education, employment and tag, and the note (the mean over ``profiles``, rounded up)."""
+    per education, employment and tag, the note, and the resume upload (a connection sends one by default;
+    the bench connects with the defaults): the mean over ``profiles``, rounded up."""
     total = 0
     for p in profiles:
-        total += 1 + 1 + len(p.educations) + len(p.employments) + len(p.tags) + 1
+        total += 1 + 1 + len(p.educations) + len(p.employments) + len(p.tags) + 1 + 1
     return max(1, math.ceil(total / max(1, len(profiles))))
 
 
@@ -726,7 +728,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         settle_s=a.settle if a.settle is not None else max(*customer_windows, LimiterSettings().window_s) + 1.0,
         poll_s=max(0.25, a.poll),
         stall_s=a.stall if a.stall is not None else max(120.0, 4 * max(customer_windows)),
-        cost=6,
+        cost=7,  # naive_cost of the generated profiles: lookup, create, education, employment, tag, note, resume
     )
     return Config(
         scenarios=scenarios,
