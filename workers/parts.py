@@ -23,7 +23,8 @@ from shared.harvest.models import (
     JobApplication,
     ProspectApplication,
 )
-from shared.profiles.fonts import FontsUnavailable, font_library
+from shared.profiles.fontfiles import FontsUnavailable
+from shared.profiles.fonts import font_library
 from shared.profiles.mapping import MappedCandidate, normalise_name
 from shared.profiles.model import Profile
 from shared.profiles.report import LeftOut, Reason

@@ -18,7 +18,9 @@ from typing import Any
 import pypdfium2 as pdfium
 import pytest
 
-from shared.profiles.fonts import CAN_CLONE, FontLibrary, FontsUnavailable, find_fonts, font_library, missing_chars
+from shared.profiles.fontfiles import FontsUnavailable, find_fonts
+from shared.profiles.fontplan import missing_chars
+from shared.profiles.fonts import CAN_CLONE, FontLibrary, font_library
 from shared.profiles.model import Profile, read_profiles_file
 from shared.profiles.report import Reason
 from shared.profiles.resume import Resume, ResumeTooLarge, needs_fonts, render_resume, resume_filename
