@@ -33,6 +33,10 @@ class DemoSummary(TypedDict):
     linked_to_existing: int
     items_with_warnings: int
     top_warning: str | None
+    resumes: int
+    """Items whose application got its resume PDF."""
+    left_out: dict[str, int]
+    """The field report summed over the batches: reason -> items (``ghexport status`` shows it per batch)."""
     greenhouse_records: int
     harvest_requests: int
     harvest_429s: int
@@ -257,12 +261,15 @@ def _summary(docs: Sequence[Mapping[str, Any]], stats: StatsSnapshot, records: i
     # A batch document is producer.api's JSON status (nested dicts and lists): read by key, hence Any.
     counts: Counter[str] = Counter()
     warnings: Counter[str] = Counter()
-    linked = with_warnings = 0
+    left_out: Counter[str] = Counter()
+    linked = with_warnings = resumes = 0
     for doc in docs:
         counts.update(doc["counts"])
+        left_out.update(doc["left_out"]["by_reason"])
         for it in doc["items"]:
             linked += bool(it["linked_existing"])
             with_warnings += bool(it["warnings"])
+            resumes += bool((it["sent"] or {}).get("resume"))
             warnings.update(it["warnings"])
     return {
         "batches": {d["target"]["kind"]: d["batch_id"] for d in docs},
@@ -271,6 +278,8 @@ def _summary(docs: Sequence[Mapping[str, Any]], stats: StatsSnapshot, records: i
         "linked_to_existing": linked,
         "items_with_warnings": with_warnings,
         "top_warning": warnings.most_common(1)[0][0] if warnings else None,
+        "resumes": resumes,
+        "left_out": dict(left_out.most_common()),
         "greenhouse_records": records,
         "harvest_requests": stats["total_requests"],
         "harvest_429s": stats["rate_limited"],
@@ -292,6 +301,9 @@ def _print_summary(summary: DemoSummary) -> None:
     )
     warned = summary["items_with_warnings"]
     table.add_row("warnings", f"{warned} items" + (f", e.g. {summary['top_warning']!r}" if warned else ""))
+    table.add_row("resumes", f"{summary['resumes']} PDFs on their applications")
+    if summary["left_out"]:
+        table.add_row("left out", ", ".join(f"{reason} {n}" for reason, n in summary["left_out"].items()))
     table.add_row("Harvest requests", f"{summary['harvest_requests']} ({summary['harvest_429s']} rate-limited)")
     table.add_row("time", f"{summary['seconds']} s")
     console.print(table)

@@ -103,6 +103,8 @@ def test_demo_exports_every_candidate(tmp_path: Path) -> None:
     assert summary["exported"] == 8 and summary["counts"] == {"exported": 8}
     assert summary["linked_to_existing"] == 1  # the third profile's email is already in Greenhouse
     assert summary["greenhouse_records"] == 8  # 7 new + the existing person, no duplicate
+    assert summary["resumes"] == 8  # every application got its resume PDF (the default field settings)
+    assert sum(summary["left_out"].values()) >= 1, summary  # the samples hold a school Greenhouse lacks
     assert list(tmp_path.iterdir()) == [], "the demo leaves nothing behind in the working directory"
 
 
