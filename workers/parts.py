@@ -23,6 +23,7 @@ from shared.harvest.models import (
     JobApplication,
     ProspectApplication,
 )
+from shared.profiles.fields import Paper
 from shared.profiles.fontfiles import FontsUnavailable
 from shared.profiles.fonts import font_library
 from shared.profiles.mapping import MappedCandidate, normalise_name
@@ -247,7 +248,7 @@ class PartsWriter:
         progress = self.run.progress
         return progress.resume_sent or progress.origin is not RecordOrigin.CREATED
 
-    def resume(self, profile: Profile, *, paper: Literal["a4", "letter"], max_bytes: int, font_dirs: list[str]) -> None:
+    def resume(self, profile: Profile, *, paper: Paper, max_bytes: int, font_dirs: list[str]) -> None:
         """Upload a resume made from ``profile`` as the application's ``resume`` attachment, once.
 
         It is marked sent before it goes out; a sent resume without an id (the worker died, or the answer

@@ -28,11 +28,11 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from fpdf import FPDF
 
 from shared.errors import UserError
+from shared.profiles.fields import Paper
 from shared.profiles.fontfiles import FALLBACK_ROLES, Role
 from shared.profiles.fontplan import DocumentFonts, missing_chars, plan_fonts
 from shared.profiles.fonts import Face, FontLibrary, font_library
@@ -41,7 +41,6 @@ from shared.profiles.report import LeftOut, Reason
 from shared.profiles.resume_content import CJK, SEPARATOR, Content, Entry, content_of, cuts, direction, display_name
 from shared.settings import ResumeSettings
 
-Paper = Literal["a4", "letter"]
 DEFAULT_MAX_BYTES: int = ResumeSettings.model_fields["max_bytes"].default
 MAX_FILENAME_STEM = 60
 """Characters of the name part of the file name (the whole name stays well under 255 bytes)."""
