@@ -25,7 +25,8 @@ FIRST_RUNTIME_ID = 100_000_001
 """First id given to a record created at run time; the seeded tenant's ids all lie below it."""
 
 DEFAULT_SLOW_S = 2.0
-"""How long a ``slow`` fault sleeps unless :attr:`SandboxConfig.slow_s` says otherwise."""
+"""How long a ``slow`` fault (and ``slow_after``, after applying the write) sleeps unless
+:attr:`SandboxConfig.slow_s` says otherwise."""
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 """Largest decoded ``content`` ``POST /v3/attachments`` accepts unless :attr:`SandboxConfig.max_attachment_bytes`
@@ -42,7 +43,8 @@ class SandboxConfig:
     ``fault_rate`` is the probability that a /v3 write (not ``/token``, not a read) gets a random fault,
     drawn from ``fault_kinds`` (``None``: :data:`~shared.harvest.sandbox.faults.RANDOM_KINDS`);
     ``read_fault_rate`` the probability that a /v3 GET or ``POST /token`` gets a random transient fault
-    (:data:`~shared.harvest.sandbox.faults.READ_RANDOM_KINDS`); a ``slow`` fault sleeps ``slow_s``;
+    (:data:`~shared.harvest.sandbox.faults.READ_RANDOM_KINDS`); a ``slow`` fault sleeps ``slow_s`` before
+    applying the write and answering, ``slow_after`` after applying it;
     ``visibility_delay_s`` hides new candidates from reads for that long (Greenhouse creates
     asynchronously); ``latency_ms`` is added to every API request; ``max_attachment_bytes`` caps the decoded
     ``content`` of ``POST /v3/attachments`` (422 above it; Greenhouse publishes no limit: an assumption).
