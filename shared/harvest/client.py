@@ -7,10 +7,14 @@ from ``../shared/reference/harvest-api.md``: a correction is one edit.
 
 from __future__ import annotations
 
+import logging
 import math
+import mimetypes
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from shared.errors import InvalidRequestError
 from shared.harvest.models import (
     Application,
     AppliedTag,
@@ -48,6 +52,16 @@ EMPLOYMENTS = "/v3/candidate_employments"  # [3P SVMCP, AIRBYTE]
 CANDIDATE_TAGS = "/v3/candidate_tags"  # tag definitions [3P SVMCP]; create body {name} [?]
 APPLIED_TAGS = "/v3/applied_candidate_tags"  # {candidate_id, candidate_tag_id} [3P OGMCP live]
 ATTACHMENTS = "/v3/attachments"  # [P REF-ATT]; list filters application_ids, candidate_ids, type [P]
+
+# Whether POST /v3/attachments takes `content_type` is unknown [?] (harvest-api.md sections 6.3 and 10): v1
+# required it with base64 content [P G11]; the v3 page shows no such member, and v3 refuses unknown members.
+# So it is learned from the answers: sent without it, and on a 422 that names `content_type` (missing, or not
+# allowed) the upload goes again once the other way; the answer is kept per Harvest URL and credential for
+# the life of the process.
+_CONTENT_TYPE_WANTED: dict[tuple[str, str], bool] = {}
+_CONTENT_TYPE_LOCK = threading.Lock()
+_MIME = mimetypes.MimeTypes(filenames=())  # built-in table only: the same answer on every machine
+log = logging.getLogger(__name__)
 NOTES = "/v3/notes"  # [3P SVMCP, OGMCP]
 USERS = "/v3/users"  # ?primary_email= [3P SVMCP, AIRBYTE]
 SOURCES = "/v3/sources"  # [3P SVMCP]
@@ -99,8 +113,26 @@ class HarvestClient(HarvestTransport):
         return self._create(APPLIED_TAGS, ApplyTag(candidate_id=candidate_id, candidate_tag_id=tag_id), AppliedTag)
 
     def create_attachment(self, body: CreateAttachment) -> Attachment:
-        """``POST /v3/attachments`` (to an application)."""
-        return self._create(ATTACHMENTS, body, Attachment)
+        """``POST /v3/attachments`` (to an application). A base64 upload carries ``content_type`` only once
+        this credential's Greenhouse has asked for it: a 422 naming ``content_type`` sends the upload again
+        once, the other way (a 422 wrote nothing), and the answer is remembered in this process."""
+        if body.content is None:
+            return self._create(ATTACHMENTS, body.model_copy(update={"content_type": None}), Attachment)
+        key = (self.settings.harvest_url, self.credential.client_id)
+        wanted = _CONTENT_TYPE_WANTED.get(key, False)
+        kind = _MIME.guess_type(body.filename, strict=False)[0] or "application/octet-stream"
+        try:
+            return self._create(
+                ATTACHMENTS, body.model_copy(update={"content_type": kind if wanted else None}), Attachment
+            )
+        except InvalidRequestError as exc:
+            if not any(e.field == "content_type" for e in exc.field_errors):
+                raise
+            log.info("attachments: Greenhouse %s content_type (%s); sending again %s it",
+                     "refused" if wanted else "asked for", exc, "without" if wanted else "with")  # fmt: skip
+        with _CONTENT_TYPE_LOCK:
+            _CONTENT_TYPE_WANTED[key] = not wanted
+        return self._create(ATTACHMENTS, body.model_copy(update={"content_type": None if wanted else kind}), Attachment)
 
     def create_note(self, body: CreateNote) -> Note:
         """``POST /v3/notes``."""

@@ -197,7 +197,9 @@ AttachmentType = Literal[
 class CreateAttachment(_Request):
     """``POST /v3/attachments`` [P REF-ATT]: exactly one of ``content`` (base64) or ``url``.
 
-    No ``content_type`` member: absent from the v3 page [P absence]; unknown members are rejected.
+    ``content_type`` is absent from the v3 page [P absence] and unknown members are rejected, but v1 required
+    it with base64 content [P G11]: :meth:`~shared.harvest.client.HarvestClient.create_attachment` sends it
+    only once Greenhouse has asked for it (``None`` here: not sent).
     """
 
     application_id: int
@@ -206,6 +208,7 @@ class CreateAttachment(_Request):
     content: str | None = None
     url: str | None = None
     visibility: Literal["public", "admin_only", "private"] | None = None
+    content_type: str | None = None
 
 
 class CreateNote(_Request):

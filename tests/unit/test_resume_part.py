@@ -15,6 +15,7 @@ import producer.cli_base as cli
 from producer import api
 from producer.cli import app, register_commands
 from shared.connections.service import configure
+from shared.harvest import client as harvest_client
 from shared.harvest.sandbox import seed as s
 from shared.settings import ResumeSettings
 from shared.store.models import ItemStatus
@@ -76,6 +77,22 @@ def test_the_resume_lands_on_the_application_once_with_the_profiles_text(env: En
         assert expected in text
     doc = api.batch_status(env.res, env.item(item_id).batch_id)
     assert doc["items"][0]["sent"]["resume"] == att["id"]
+
+
+def test_a_greenhouse_that_wants_content_type_still_gets_every_resume(
+    new_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether v3 takes ``content_type`` is unknown: a Greenhouse that requires it refuses the first upload,
+    which goes again with it at once; nothing is left out and nothing lands twice."""
+    monkeypatch.setattr(harvest_client, "_CONTENT_TYPE_WANTED", {})
+    env = new_env(sandbox_config={"attachment_content_type": "required"})
+    items = [env.item(export_one(env, profile(pid))) for pid in ("p-1", "p-2")]
+
+    assert [a["content_type"] for a in attachments(env)] == ["application/pdf", "application/pdf"]
+    assert [it.progress.resume_id for it in items] == [a["id"] for a in attachments(env)]
+    assert [it.left_out for it in items] == [[], []]
+    refused = [bad for bad in env.sandbox.stats()["invalid"] if "content_type" in bad["reason"]]
+    assert len(refused) == 1, refused  # learned from the first upload's 422
 
 
 @pytest.mark.parametrize("kind", ["drop_after", "error_after"])

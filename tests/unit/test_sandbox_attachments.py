@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from shared import errors as e
+from shared.harvest import client as harvest_client
 from shared.harvest.auth import Credential
 from shared.harvest.client import HarvestClient
 from shared.harvest.models import Attachment, AttachmentType, CreateAttachment
@@ -133,6 +134,26 @@ def test_decoded_size_cap_is_a_knob() -> None:
         assert f"largest allowed is {len(PDF_BYTES)}" in refused.json()["errors"][0]["message"]
     with pytest.raises(ValueError, match="max_attachment_bytes"):
         make_env(max_attachment_bytes=0)
+
+
+def test_content_type_can_be_required_as_v1_did() -> None:
+    """Whether v3 takes ``content_type`` is unknown: the sandbox can refuse it (default) or require it."""
+    with make_env(attachment_content_type="required") as env:
+        api = Api(env)
+        _, app_id = _candidate(api)
+        body = {"application_id": app_id, "filename": "cv.pdf", "type": "resume", "content": PDF}
+        missing = api.post("/v3/attachments", body)
+        assert missing.status_code == 422 and fields_of(missing) == ["content_type"]
+        assert "required" in missing.json()["errors"][0]["message"]
+        unknown = api.post("/v3/attachments", {**body, "content_type": "application/x-unknown"})
+        assert unknown.status_code == 422 and fields_of(unknown) == ["content_type"]
+        assert env.sandbox.state.attachments == {}
+        made = _upload(api, app_id, content_type="application/pdf")
+        assert made["content_type"] == "application/pdf"
+        url = {"application_id": app_id, "filename": "cv.pdf", "type": "resume", "url": "https://files.example/cv.pdf"}
+        assert api.post("/v3/attachments", url).status_code == 201  # only base64 content needs it
+    with pytest.raises(ValueError, match="attachment_content_type"):
+        make_env(attachment_content_type="sometimes")
 
 
 def test_accepted_upload_looks_like_harvests(api: Api) -> None:
@@ -424,3 +445,35 @@ def test_client_refused_upload(api: Api, client: HarvestClient) -> None:
     with pytest.raises(e.InvalidRequestError) as info:
         _create(client, app_id, "setup.exe")
     assert [f.field for f in info.value.field_errors] == ["filename"]
+
+
+def test_client_learns_whether_greenhouse_wants_content_type(
+    api: Api, client: HarvestClient, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent without ``content_type`` (the v3 page has none); a 422 naming it sends the upload again once with
+    it, and later uploads carry it at once; a Greenhouse that then refuses it is followed back."""
+    monkeypatch.setattr(harvest_client, "_CONTENT_TYPE_WANTED", {})  # what this process learned, for this test
+    _, app_id = _candidate(api)
+
+    def answers() -> dict[str, int]:
+        return dict(env.sandbox.stats()["requests"].get("POST /v3/attachments", {}))
+
+    assert _create(client, app_id, "plain.pdf").content_type == "application/pdf"
+    assert answers() == {"201": 1}  # the default sandbox refuses the member: never sent
+
+    env.sandbox.config.attachment_content_type = "required"
+    first = _create(client, app_id, "first.pdf")
+    assert answers() == {"201": 2, "422": 1}  # refused without it, then sent with it
+    assert env.sandbox.state.attachments[first.id or 0]["content_type"] == "application/pdf"
+    _create(client, app_id, "second.pdf")
+    assert answers() == {"201": 3, "422": 1}  # learned: sent with it at once
+
+    env.sandbox.config.attachment_content_type = "refused"
+    _create(client, app_id, "third.pdf")
+    assert answers() == {"201": 4, "422": 2}  # refused as an unknown member: back to without
+    _create(client, app_id, "fourth.pdf")
+    assert answers() == {"201": 5, "422": 2}
+
+    with pytest.raises(e.InvalidRequestError):  # a 422 about anything else is not sent twice
+        _create(client, app_id, "setup.exe")
+    assert answers() == {"201": 5, "422": 3}

@@ -105,6 +105,8 @@ class Sandbox:
         cap = self.config.max_attachment_bytes
         if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
             raise ValueError("max_attachment_bytes must be a positive integer")
+        if self.config.attachment_content_type not in ("refused", "required"):
+            raise ValueError("attachment_content_type must be 'refused' or 'required'")
         self.state = State(clock=clock or time.time, rng=random.Random(self.config.seed))
         self.stats_recorder = Stats()
         self._sleep = sleep or time.sleep

@@ -78,6 +78,11 @@ CREATE_ATTACHMENT = {
     "url": F("str"),
     "visibility": F("enum", choices=VISIBILITIES),
 }
+CREATE_ATTACHMENT_V1_STYLE = {**CREATE_ATTACHMENT, "content_type": F("str")}
+"""The members with ``SandboxConfig.attachment_content_type == "required"``."""
+V1_CONTENT_TYPES = frozenset({"application/pdf", "application/msword", "text/plain", "application/rtf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "image/jpeg", "image/png"})  # fmt: skip
+"""Content types accepted with base64 ``content`` in ``required`` mode (v1's whitelist included PDF [P G11])."""
 CREATE_NOTE = {
     "candidate_id": F("int", True),
     "application_id": F("int"),
@@ -215,6 +220,9 @@ def attachment_errors(state: State, config: SandboxConfig, body: dict[str, Any])
     if (content is None) == (url is None):
         errors.append(("content", "exactly one of content or url is required"))
     elif content is not None:
+        if config.attachment_content_type == "required" and body.get("content_type") not in V1_CONTENT_TYPES:
+            what = "is required with content" if body.get("content_type") is None else "is not an accepted type"
+            errors.append(("content_type", what))
         size = _decoded_size(content)
         if size is None or size == 0:
             errors.append(("content", "must be non-empty base64"))
@@ -269,7 +277,9 @@ def create_attachment(ctx: Ctx) -> httpx.Response:
     is not on the org's blocklist; a new ``resume``/``cover_letter`` re-labels the previous one ``other``."""
     ctx.no_query()
     body = ctx.body()
-    check_body(body, CREATE_ATTACHMENT)
+    check_body(
+        body, CREATE_ATTACHMENT_V1_STYLE if ctx.config.attachment_content_type == "required" else CREATE_ATTACHMENT
+    )
     errors = attachment_errors(ctx.state, ctx.config, body)
     if errors:
         raise invalid(errors)
@@ -287,7 +297,7 @@ def create_attachment(ctx: Ctx) -> httpx.Response:
         "application_id": app_id,
         "filename": filename,
         "type": kind,
-        "content_type": content_type_of(filename),
+        "content_type": body.get("content_type") or content_type_of(filename),
         "visibility": body.get("visibility") or DEFAULT_VISIBILITY.get(kind, "public"),
         "created_at": now,
         "updated_at": now,

@@ -47,9 +47,13 @@ class SandboxConfig:
     applying the write and answering, ``slow_after`` after applying it;
     ``visibility_delay_s`` hides new candidates from reads for that long (Greenhouse creates
     asynchronously); ``latency_ms`` is added to every API request; ``max_attachment_bytes`` caps the decoded
-    ``content`` of ``POST /v3/attachments`` (422 above it; Greenhouse publishes no limit: an assumption).
+    ``content`` of ``POST /v3/attachments`` (422 above it; Greenhouse publishes no limit: an assumption);
+    ``attachment_content_type`` is how that route treats a ``content_type`` member, unknown on real v3
+    (harvest-api.md section 10): ``refused`` (the v3 page shows none, and unknown members are refused) or
+    ``required`` (as v1 did with base64 ``content``: missing or not a known type, 422).
     :class:`~shared.harvest.sandbox.app.Sandbox` checks the fault settings
-    (:func:`~shared.harvest.sandbox.faults.check_config`) and ``max_attachment_bytes``.
+    (:func:`~shared.harvest.sandbox.faults.check_config`), ``max_attachment_bytes`` and
+    ``attachment_content_type``.
     """
 
     rate_limit: int = 50
@@ -62,6 +66,7 @@ class SandboxConfig:
     visibility_delay_s: float = 0.0
     token_ttl_s: float = 3600.0
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    attachment_content_type: str = "refused"
     seed: int = 0
 
 
