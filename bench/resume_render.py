@@ -7,9 +7,9 @@ of the rate limit, so making it in the export's worker never slows an export dow
 window over the limit: 10 s / 50 = 200 ms and 30 s / 75 = 400 ms, the two limits documented for Harvest
 (docs/design.md, "Rate limit"); a worker waits that long per request anyway once the limit is the bottleneck.
 
-Samples: the English, Arabic, Hebrew and Chinese profiles of tests/data/resume_samples.jsonl (the English one
-has accents and an emoji in its summary: three fonts embedded), the English one without its emoji (two fonts),
-and a large profile made here (the English one with 50 employments of long titles and a 10,000-character
+Samples: the English, Arabic, Hebrew, Chinese, Korean and Hindi profiles of tests/data/resume_samples.jsonl (the
+English one has accents and an emoji in its summary: three fonts embedded), the English one without its emoji
+(two fonts), and a large profile made here (the English one with 50 employments of long titles and a 10,000-character
 summary: 8 pages). Each is rendered on A4 with the default font folders
 (``ResumeSettings().font_dirs``) and ``max_bytes``.
 
@@ -50,6 +50,8 @@ SAMPLES = {
     "Arabic": "rs-ar-1",
     "Hebrew": "rs-he-1",
     "Chinese": "rs-zh-1",
+    "Korean": "rs-ko-1",
+    "Hindi": "rs-hi-1",
     "large": "large",
 }
 REQUEST_SHARES_MS = {"10 s / 50": 10_000 / 50, "30 s / 75": 30_000 / 75}

@@ -80,10 +80,11 @@ class Resume:
 
 
 def needs_fonts(profile: Profile, fonts: FontLibrary | None = None) -> frozenset[Role]:
-    """The fonts beyond the base one ``profile``'s resume embeds (``arabic``, ``hebrew``, ``cjk``, ``emoji``)."""
+    """The fonts beyond the base one ``profile``'s resume embeds, by script (``arabic``, ``devanagari``,
+    ``cjk``, ``emoji``...: a bold face counts as its script's)."""
     library = fonts or font_library(ResumeSettings().font_dirs)
     plan = plan_fonts(library, list(content_of(profile).units()))
-    return frozenset(face.role for face in plan.fallback if face.role in FALLBACK_ROLES)
+    return frozenset(role for face in plan.fallback if (role := face.role.removesuffix("_bold")) in FALLBACK_ROLES)
 
 
 # --- layout ---------------------------------------------------------------------------------------------------
@@ -353,7 +354,27 @@ def _layout(content: Content, fonts: DocumentFonts, library: FontLibrary, paper:
         for n, part in enumerate(content.paragraphs()):
             writer.y += 5 if n else 0
             writer.paragraph(part, 10, lead=1.45, keep=2)
+    _mark_cluster_glyphs(pdf)
     return bytes(pdf.output()), pdf.pages_count
+
+
+WORD_JOINER = 0x2060
+
+
+def _mark_cluster_glyphs(pdf: FPDF) -> None:
+    """Give the text layer a word joiner for each glyph that carries no text of its own.
+
+    Shaping gives a cluster's text to its first glyph. The other glyphs have no text: a split vowel sign, a
+    conjunct's half form, the consonant after a reordered i-matra in Hindi. fpdf2 leaves them out of the
+    ToUnicode map, and readers then show their glyph codes as characters ("इन्फोसि#स"), which breaks copying
+    and search (Greenhouse indexes a resume's text). A word joiner is invisible, default-ignorable and breaks
+    no word.
+    """
+    for font in pdf.fonts.values():
+        subset = getattr(font, "subset", None)
+        for glyph, _code in subset.items() if subset is not None else ():
+            if glyph is not None and glyph.unicode == ():
+                glyph.unicode = (WORD_JOINER,)
 
 
 def resume_filename(profile: Profile) -> str:

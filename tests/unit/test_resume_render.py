@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,18 @@ def rendered(fonts: FontLibrary, samples: dict[str, Profile]) -> dict[str, Resum
     return {pid: render_resume(p, fonts=fonts, created=CREATED) for pid, p in samples.items()}
 
 
+def readable_text(pdf: bytes) -> str:
+    """The PDF's text as a reader copies it, word joiners dropped, after checking it holds no stray glyph code.
+
+    Shaping gives a cluster's text to its first glyph; the others (a split vowel sign, a conjunct's half
+    form) map to a word joiner, which search and copy ignore. Unmapped, PDFium would read their glyph codes
+    as characters: control characters or stray punctuation ("इन्फोसि#स")."""
+    text = pdf_text(pdf)
+    stray = [ch for ch in text if unicodedata.category(ch) == "Cc" and not ch.isspace()]
+    assert stray == [], f"glyph codes read as text: {stray}"
+    return text.replace("\u2060", "")
+
+
 def profile(**fields: Any) -> Profile:
     return Profile.model_validate({"id": "p-1", "first_name": "Ada", "last_name": "Quinn", **fields})
 
@@ -98,10 +111,11 @@ def test_every_sample_is_a_one_page_pdf(rendered: dict[str, Resume]) -> None:
         ("rs-he-1", ["נועה כהן", "ויקס", "צ'ק פוינט", "האוניברסיטה העברית בירושלים"]),
         ("rs-zh-1", ["张伟", "阿里巴巴", "腾讯", "北京大学", "浙江大学"]),
         ("rs-ko-1", ["김민준", "삼성전자", "네이버", "서울대학교"]),  # hangul: Nanum Gothic
+        ("rs-hi-1", ["प्रियाशर्मा", "टाटाकंसल्टेंसीसर्विसेज़", "इन्फोसिस", "भारतीयप्रौद्योगिकीसंस्थानबॉम्बे"]),
     ],
 )
 def test_name_employers_and_schools_read_back(rendered: dict[str, Resume], pid: str, expected: list[str]) -> None:
-    text = pdf_text(rendered[pid].content)
+    text = readable_text(rendered[pid].content)
     words = set(text.split())
     for phrase in expected:
         # Whole phrase without whitespace (CJK lines are split), or every word (PDFium may reorder the words
@@ -138,6 +152,7 @@ def test_fallback_fonts_only_when_the_text_needs_them(fonts: FontLibrary, sample
     assert needs_fonts(samples["rs-ar-1"], fonts) == {"arabic"}
     assert needs_fonts(samples["rs-he-1"], fonts) == {"hebrew"}
     assert needs_fonts(samples["rs-zh-1"], fonts) == {"cjk"}
+    assert needs_fonts(samples["rs-hi-1"], fonts) == {"devanagari"}
     assert needs_fonts(profile(summary="Plain Latin, accents café"), fonts) == frozenset()
 
 
@@ -222,6 +237,36 @@ def test_even_the_shortest_resume_too_large_raises(fonts: FontLibrary) -> None:
     entry = caught.value.left_out()
     assert entry.reason is Reason.TOO_LARGE and entry.part == "resume"
     assert "2000" in entry.detail
+
+
+SCRIPT_NAMES = [
+    # (the role whose font draws it, first name, last name, employer)
+    ("devanagari", "प्रिया", "शर्मा", "टाटा कंसल्टेंसी"),
+    ("bengali", "অমিত", "দাস", "গ্রামীণফোন"),
+    ("tamil", "கார்த்திக்", "சுப்பிரமணியன்", "இன்ஃபோசிஸ்"),
+    ("telugu", "శ్రీనివాస్", "రెడ్డి", "విప్రో"),
+    ("thai", "สมชาย", "ใจดี", "ธนาคารกรุงเทพ"),
+    ("georgian", "ნინო", "ბერიძე", "თიბისი"),
+    ("armenian", "Արամ", "Սարգսյան", "Ուքրոսոֆթ"),
+    ("ethiopic", "አበበ", "ከበደ", "ኢትዮ ቴሌኮም"),
+]
+
+
+@pytest.mark.parametrize(("role", "first", "last", "employer"), SCRIPT_NAMES, ids=[c[0] for c in SCRIPT_NAMES])
+def test_indic_southeast_asian_and_other_scripts_have_their_fonts(
+    fonts: FontLibrary, role: str, first: str, last: str, employer: str
+) -> None:
+    """Scripts the base font lacks, beyond Arabic, Hebrew and CJK: each drawn (and shaped) by its Noto font
+    from fonts-noto-core, nothing left out, and the name and employer read back from the PDF."""
+    if not fonts.has(role):
+        pytest.fail(f"no font for {role}: install requirements/fonts.txt") if IN_CI else pytest.skip(f"no {role} font")
+    prof = profile(first_name=first, last_name=last, employments=[{"company_name": employer, "title": "Engineer"}])
+    resume = render_resume(prof, fonts=fonts)
+    assert resume.left_out == ()
+    assert needs_fonts(prof, fonts) == {role}
+    text = squeezed(readable_text(resume.content))
+    for expected in (first, last, employer):
+        assert squeezed(expected) in text, (expected, text[:200])
 
 
 # --- characters no font draws, fonts missing ------------------------------------------------------------------
