@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pypdfium2 as pdfium
 
+WORD_JOINER = "\u2060"
+
 
 def pdf_text(content: bytes) -> str:
-    """The text of every page of the PDF ``content``, in page order."""
+    """The text of every page of the PDF ``content``, in page order, without word joiners: the resume maps
+    the glyphs a shaped cluster adds (a split vowel sign, a conjunct's half form) to one, and search and copy
+    ignore it."""
     doc = pdfium.PdfDocument(content)
     try:
         texts: list[str] = []
@@ -18,7 +22,7 @@ def pdf_text(content: bytes) -> str:
             finally:
                 textpage.close()
                 page.close()
-        return "\n".join(texts)
+        return "\n".join(texts).replace(WORD_JOINER, "")
     finally:
         doc.close()
 

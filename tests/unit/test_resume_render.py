@@ -70,15 +70,15 @@ def rendered(fonts: FontLibrary, samples: dict[str, Profile]) -> dict[str, Resum
 
 
 def readable_text(pdf: bytes) -> str:
-    """The PDF's text as a reader copies it, word joiners dropped, after checking it holds no stray glyph code.
+    """The PDF's text as a reader copies it, after checking it holds no stray glyph code.
 
     Shaping gives a cluster's text to its first glyph; the others (a split vowel sign, a conjunct's half
-    form) map to a word joiner, which search and copy ignore. Unmapped, PDFium would read their glyph codes
+    form) map to a word joiner (dropped by :func:`pdf_text`). Unmapped, PDFium would read their glyph codes
     as characters: control characters or stray punctuation ("इन्फोसि#स")."""
     text = pdf_text(pdf)
     stray = [ch for ch in text if unicodedata.category(ch) == "Cc" and not ch.isspace()]
     assert stray == [], f"glyph codes read as text: {stray}"
-    return text.replace("\u2060", "")
+    return text
 
 
 def profile(**fields: Any) -> Profile:
