@@ -4,8 +4,7 @@ Every test runs with no ``GHX_*`` variable in its environment and in an empty wo
 ``.env`` (:func:`isolated_settings_env`), so a developer's shell or a ``.env`` in the checkout never changes
 an outcome; tests that start processes pass them an explicit environment. Every test under
 ``tests/integration/`` carries the ``integration`` marker (:func:`pytest_collection_modifyitems`), so
-``pytest -m "not integration"`` runs the unit tests alone. ``scripts/test`` runs two processes (pytest-xdist):
-the self-healing tests in one, everything else in the other.
+``pytest -m "not integration"`` runs the unit tests alone.
 """
 
 from __future__ import annotations
@@ -34,19 +33,11 @@ RABBITMQ_URL = os.environ.get("GHX_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0
 POSTGRES_URL = os.environ.get("GHX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-SELF_HEALING = INTEGRATION_DIR / "test_self_healing.py"
-"""Run beside everything else under ``pytest -n 2 --dist loadgroup`` (scripts/test): about ten minutes, mostly
-waiting out leases and outages, on Redis databases 3, 4, 6, 7 and 8 (no other test uses them) and on a Redis
-and a PostgreSQL of their own. Every other test stays in one process, one after the other, as before."""
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test collected from ``tests/integration/`` as ``integration`` (by folder, not per file), and
-    put each test in one of two xdist groups: the self-healing tests, and the rest."""
+    """Mark every test collected from ``tests/integration/`` as ``integration`` (by folder, not per file)."""
     for item in items:
         if item.path.is_relative_to(INTEGRATION_DIR):
             item.add_marker(pytest.mark.integration)
-        item.add_marker(pytest.mark.xdist_group("self_healing" if item.path == SELF_HEALING else "main"))
 
 
 def clear_settings_env(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
