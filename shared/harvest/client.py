@@ -52,16 +52,6 @@ EMPLOYMENTS = "/v3/candidate_employments"  # [3P SVMCP, AIRBYTE]
 CANDIDATE_TAGS = "/v3/candidate_tags"  # tag definitions [3P SVMCP]; create body {name} [?]
 APPLIED_TAGS = "/v3/applied_candidate_tags"  # {candidate_id, candidate_tag_id} [3P OGMCP live]
 ATTACHMENTS = "/v3/attachments"  # [P REF-ATT]; list filters application_ids, candidate_ids, type [P]
-
-# Whether POST /v3/attachments takes `content_type` is unknown [?] (harvest-api.md sections 6.3 and 10): v1
-# required it with base64 content [P G11]; the v3 page shows no such member, and v3 refuses unknown members.
-# So it is learned from the answers: sent without it, and on a 422 that names `content_type` (missing, or not
-# allowed) the upload goes again once the other way; the answer is kept per Harvest URL and credential for
-# the life of the process.
-_CONTENT_TYPE_WANTED: dict[tuple[str, str], bool] = {}
-_CONTENT_TYPE_LOCK = threading.Lock()
-_MIME = mimetypes.MimeTypes(filenames=())  # built-in table only: the same answer on every machine
-log = logging.getLogger(__name__)
 NOTES = "/v3/notes"  # [3P SVMCP, OGMCP]
 USERS = "/v3/users"  # ?primary_email= [3P SVMCP, AIRBYTE]
 SOURCES = "/v3/sources"  # [3P SVMCP]
@@ -77,6 +67,17 @@ CUSTOM_FIELD_OPTIONS = "/v3/custom_field_options"  # ?custom_field_key=degree|di
 # filter was applied [3P OGMCP], so list_candidates_created re-filters what comes back.
 CREATED_AT_GTE = "created_at[gte]"
 CREATED_AT_LTE = "created_at[lte]"
+
+
+# Whether POST /v3/attachments takes `content_type` is unknown [?] (harvest-api.md sections 6.3 and 10): v1
+# required it with base64 content [P G11]; the v3 page shows no such member, and v3 refuses unknown members.
+# So it is learned from the answers: sent without it, and on a 422 that names `content_type` (missing, or not
+# allowed) the upload goes again once the other way; the answer is kept per Harvest URL and credential for
+# the life of the process.
+_CONTENT_TYPE_WANTED: dict[tuple[str, str], bool] = {}
+_CONTENT_TYPE_LOCK = threading.Lock()
+_MIME = mimetypes.MimeTypes(filenames=())  # built-in table only: the same answer on every machine
+log = logging.getLogger(__name__)
 
 
 class HarvestClient(HarvestTransport):
