@@ -2,10 +2,10 @@
 
 Roles and the files that fill them (first found wins; requirements/fonts.txt installs the Noto, Droid and
 Symbola ones): base ``regular``/``bold`` (Latin, Greek, Cyrillic: Noto Sans, else DejaVu Sans, Liberation
-Sans, FreeSans), ``arabic``/``arabic_bold``, ``hebrew``/``hebrew_bold``, ``korean`` (Nanum Gothic: hangul),
-``cjk`` (Droid Sans Fallback: Chinese, Japanese, Korean hanja; only part of hangul), ``emoji`` (Symbola,
-black and white), and one role per script of :data:`SCRIPTS` (Devanagari, Tamil, Thai, Georgian...: Noto Sans
-or Noto Serif, regular and bold). Files are looked for under ``GHX_RESUME__FONT_DIRS`` and their subfolders (``~``
+Sans, FreeSans), one role and its ``_bold`` per script of :data:`SCRIPTS` (Arabic, Hebrew, Devanagari,
+Tamil, Thai, Georgian...: Noto Sans, else Noto Naskh or Noto Serif), ``korean`` (Nanum Gothic: hangul),
+``cjk`` (Droid Sans Fallback: Chinese, Japanese, Korean hanja; only part of hangul) and ``emoji`` (Symbola,
+black and white). Files are looked for under ``GHX_RESUME__FONT_DIRS`` and their subfolders (``~``
 expanded). Colour emoji fonts are never used: fpdf2 draws them as Type 3 bitmaps that broke the text around
 them.
 
@@ -28,42 +28,42 @@ from shared.errors import ConfigurationError
 Role = str
 """A font's job in a document: a key of :data:`FAMILY` (``regular``, ``bold``, ``arabic``, ``devanagari_bold``...)."""
 
-SCRIPTS: tuple[tuple[str, str, tuple[tuple[int, int], ...]], ...] = (
-    ("armenian", "Armenian", ((0x0530, 0x058F), (0xFB13, 0xFB17))),
-    ("devanagari", "Devanagari", ((0x0900, 0x097F), (0x1CD0, 0x1CFF), (0xA8E0, 0xA8FF))),
-    ("bengali", "Bengali", ((0x0980, 0x09FF),)),
-    ("gurmukhi", "Gurmukhi", ((0x0A00, 0x0A7F),)),
-    ("gujarati", "Gujarati", ((0x0A80, 0x0AFF),)),
-    ("oriya", "Oriya", ((0x0B00, 0x0B7F),)),
-    ("tamil", "Tamil", ((0x0B80, 0x0BFF),)),
-    ("telugu", "Telugu", ((0x0C00, 0x0C7F),)),
-    ("kannada", "Kannada", ((0x0C80, 0x0CFF),)),
-    ("malayalam", "Malayalam", ((0x0D00, 0x0D7F),)),
-    ("sinhala", "Sinhala", ((0x0D80, 0x0DFF),)),
-    ("thai", "Thai", ((0x0E00, 0x0E7F),)),
-    ("lao", "Lao", ((0x0E80, 0x0EFF),)),
-    ("tibetan", "Tibetan", ((0x0F00, 0x0FFF),)),
-    ("myanmar", "Myanmar", ((0x1000, 0x109F), (0xA9E0, 0xA9FF), (0xAA60, 0xAA7F))),
-    ("georgian", "Georgian", ((0x10A0, 0x10FF), (0x1C90, 0x1CBF), (0x2D00, 0x2D2F))),
-    ("ethiopic", "Ethiopic", ((0x1200, 0x139F), (0x2D80, 0x2DDF), (0xAB00, 0xAB2F))),
-    ("khmer", "Khmer", ((0x1780, 0x17FF), (0x19E0, 0x19FF))),
+_NOTO = ("Sans", "Serif")
+SCRIPTS: tuple[tuple[Role, str, tuple[str, ...], tuple[tuple[int, int], ...]], ...] = (
+    ("arabic", "Arabic", ("Sans", "Naskh"), ((0x0600, 0x08FF), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF))),
+    ("hebrew", "Hebrew", _NOTO, ((0x0590, 0x05FF), (0xFB1D, 0xFB4F))),
+    ("armenian", "Armenian", _NOTO, ((0x0530, 0x058F), (0xFB13, 0xFB17))),
+    ("devanagari", "Devanagari", _NOTO, ((0x0900, 0x097F), (0x1CD0, 0x1CFF), (0xA8E0, 0xA8FF))),
+    ("bengali", "Bengali", _NOTO, ((0x0980, 0x09FF),)),
+    ("gurmukhi", "Gurmukhi", _NOTO, ((0x0A00, 0x0A7F),)),
+    ("gujarati", "Gujarati", _NOTO, ((0x0A80, 0x0AFF),)),
+    ("oriya", "Oriya", _NOTO, ((0x0B00, 0x0B7F),)),
+    ("tamil", "Tamil", _NOTO, ((0x0B80, 0x0BFF),)),
+    ("telugu", "Telugu", _NOTO, ((0x0C00, 0x0C7F),)),
+    ("kannada", "Kannada", _NOTO, ((0x0C80, 0x0CFF),)),
+    ("malayalam", "Malayalam", _NOTO, ((0x0D00, 0x0D7F),)),
+    ("sinhala", "Sinhala", _NOTO, ((0x0D80, 0x0DFF),)),
+    ("thai", "Thai", _NOTO, ((0x0E00, 0x0E7F),)),
+    ("lao", "Lao", _NOTO, ((0x0E80, 0x0EFF),)),
+    ("tibetan", "Tibetan", _NOTO, ((0x0F00, 0x0FFF),)),
+    ("myanmar", "Myanmar", _NOTO, ((0x1000, 0x109F), (0xA9E0, 0xA9FF), (0xAA60, 0xAA7F))),
+    ("georgian", "Georgian", _NOTO, ((0x10A0, 0x10FF), (0x1C90, 0x1CBF), (0x2D00, 0x2D2F))),
+    ("ethiopic", "Ethiopic", _NOTO, ((0x1200, 0x139F), (0x2D80, 0x2DDF), (0xAB00, 0xAB2F))),
+    ("khmer", "Khmer", _NOTO, ((0x1780, 0x17FF), (0x19E0, 0x19FF))),
 )
-"""Scripts the base font lacks, each drawn by its Noto font (fonts-noto-core: Noto Sans, else Noto Serif,
-regular and bold): role, the name in the font's file name, the Unicode blocks it is tried for."""
+"""Scripts the base font lacks, each drawn by its Noto font (fonts-noto-core), regular and bold: role, the
+script's name in the file names (``Noto<cut><name>-Regular.ttf`` and ``-Bold.ttf``), the cuts looked for in
+order, the Unicode blocks the role is tried for (:mod:`shared.profiles.fontplan`)."""
 
-FALLBACK_ROLES: tuple[Role, ...] = ("arabic", "hebrew", *(role for role, _, _ in SCRIPTS), "korean", "cjk", "emoji")
+FALLBACK_ROLES: tuple[Role, ...] = (*(role for role, _, _, _ in SCRIPTS), "korean", "cjk", "emoji")
 """Roles that draw what the base font lacks, in the order fpdf2 tries them."""
 
 FAMILY: dict[Role, tuple[str, str]] = {
     "regular": ("sans", ""),
     "bold": ("sans", "B"),
-    "arabic": ("arabic", ""),
-    "arabic_bold": ("arabic", "B"),
-    "hebrew": ("hebrew", ""),
-    "hebrew_bold": ("hebrew", "B"),
     **{
         r: (family, style)
-        for role, _, _ in SCRIPTS
+        for role, _, _, _ in SCRIPTS
         for r, family, style in ((role, role, ""), (f"{role}_bold", role, "B"))
     },
     "korean": ("korean", ""),
@@ -80,14 +80,9 @@ _PAIRS: dict[str, tuple[tuple[str, str | None], ...]] = {
         ("LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf"),
         ("FreeSans.ttf", "FreeSansBold.ttf"),
     ),
-    "arabic": (
-        ("NotoSansArabic-Regular.ttf", "NotoSansArabic-Bold.ttf"),
-        ("NotoNaskhArabic-Regular.ttf", "NotoNaskhArabic-Bold.ttf"),
-    ),
-    "hebrew": (("NotoSansHebrew-Regular.ttf", "NotoSansHebrew-Bold.ttf"), ("NotoSerifHebrew-Regular.ttf", None)),
     **{
-        role: tuple((f"Noto{cut}{name}-Regular.ttf", f"Noto{cut}{name}-Bold.ttf") for cut in ("Sans", "Serif"))
-        for role, name, _ in SCRIPTS
+        role: tuple((f"Noto{cut}{name}-Regular.ttf", f"Noto{cut}{name}-Bold.ttf") for cut in cuts)
+        for role, name, cuts, _ in SCRIPTS
     },
     "korean": (("NanumGothic.ttf", None), ("NanumBarunGothic.ttf", None)),
     "cjk": (("DroidSansFallbackFull.ttf", None), ("DroidSansFallback.ttf", None)),
@@ -95,9 +90,7 @@ _PAIRS: dict[str, tuple[tuple[str, str | None], ...]] = {
 }
 _ROLES_OF: dict[str, tuple[Role, Role | None]] = {
     "base": ("regular", "bold"),
-    "arabic": ("arabic", "arabic_bold"),
-    "hebrew": ("hebrew", "hebrew_bold"),
-    **{role: (role, f"{role}_bold") for role, _, _ in SCRIPTS},
+    **{role: (role, f"{role}_bold") for role, _, _, _ in SCRIPTS},
     "korean": ("korean", None),
     "cjk": ("cjk", None),
     "emoji": ("emoji", None),
@@ -235,11 +228,7 @@ def _emoji(block: str | None = None) -> Callable[[], frozenset[int]]:
 TIERS: dict[Role, tuple[tuple[str, Callable[[], frozenset[int]] | None], ...]] = {
     "regular": (("latin", _latin),),
     "bold": (("latin", _latin),),
-    "arabic": (("lean", None),),
-    "arabic_bold": (("lean", None),),
-    "hebrew": (("lean", None),),
-    "hebrew_bold": (("lean", None),),
-    **{r: (("lean", None),) for role, _, _ in SCRIPTS for r in (role, f"{role}_bold")},
+    **{r: (("lean", None),) for role, _, _, _ in SCRIPTS for r in (role, f"{role}_bold")},
     "korean": (("ko", _ko),),
     "cjk": (("zh-hans", _zh_hans), ("zh-hant", _zh_hant), ("ja", _ja), ("ko", _ko), ("cjk", _cjk_common)),
     "emoji": (*((name, _emoji(name)) for name in _EMOJI_BLOCKS), ("emoji", _emoji())),

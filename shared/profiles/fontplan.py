@@ -18,31 +18,22 @@ from shared.profiles.fonts import Face, FontLibrary
 _HINTS: tuple[tuple[int, int, Role], ...] = tuple(
     sorted(
         [
-            (0x0590, 0x05FF, "hebrew"),
-            (0x0600, 0x08FF, "arabic"),
             (0x1100, 0x11FF, "korean"),
             (0x3130, 0x318F, "korean"),
             (0x2E80, 0x9FFF, "cjk"),
             (0xA960, 0xA97F, "korean"),
             (0xAC00, 0xD7FF, "korean"),
             (0xF900, 0xFAFF, "cjk"),
-            (0xFB1D, 0xFB4F, "hebrew"),
-            (0xFB50, 0xFDFF, "arabic"),
             (0xFE30, 0xFE4F, "cjk"),
-            (0xFE70, 0xFEFF, "arabic"),
             (0xFF00, 0xFFEF, "cjk"),
             (0x20000, 0x3FFFF, "cjk"),
-            *((lo, hi, role) for role, _, blocks in SCRIPTS for lo, hi in blocks),
+            *((lo, hi, role) for role, _, _, blocks in SCRIPTS for lo, hi in blocks),
         ]
     )
 )
 """Unicode blocks and the role whose font is tried for them (before Symbola and Droid's symbols)."""
 
-_BOLD_OF: dict[Role, Role] = {
-    "arabic": "arabic_bold",
-    "hebrew": "hebrew_bold",
-    **{role: f"{role}_bold" for role, _, _ in SCRIPTS},
-}
+_BOLD_OF: dict[Role, Role] = {role: f"{role}_bold" for role, _, _, _ in SCRIPTS}
 
 
 def _roles_to_try(cp: int) -> tuple[Role, ...]:
