@@ -269,7 +269,7 @@ def _summary(docs: Sequence[Mapping[str, Any]], stats: StatsSnapshot, records: i
         for it in doc["items"]:
             linked += bool(it["linked_existing"])
             with_warnings += bool(it["warnings"])
-            resumes += bool((it["sent"] or {}).get("resume"))
+            resumes += it["sent"]["resume"] is not None
             warnings.update(it["warnings"])
     return {
         "batches": {d["target"]["kind"]: d["batch_id"] for d in docs},

@@ -117,8 +117,8 @@ class HarvestClient(HarvestTransport):
         """``POST /v3/attachments`` (to an application). A base64 upload carries ``content_type`` only once
         this credential's Greenhouse has asked for it: a 422 naming ``content_type`` sends the upload again
         once, the other way (a 422 wrote nothing), and the answer is remembered in this process."""
-        if body.content is None:
-            return self._create(ATTACHMENTS, body.model_copy(update={"content_type": None}), Attachment)
+        if body.content is None:  # a url upload: Greenhouse fetches the file and types it
+            return self._create(ATTACHMENTS, body, Attachment)
         key = (self.settings.harvest_url, self.credential.client_id)
         wanted = _CONTENT_TYPE_WANTED.get(key, False)
         kind = _MIME.guess_type(body.filename, strict=False)[0] or "application/octet-stream"
