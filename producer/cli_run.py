@@ -87,6 +87,11 @@ def sandbox(
             "client_id": seed.CLIENT_ID,
             "client_secret": seed.CLIENT_SECRET,
             "user_email": seed.ADMIN_EMAIL,
+            "authorize_url": server.authorize_url,
+            "introspect_url": server.introspect_url,
+            "partner_client_id": seed.PARTNER_CLIENT_ID,
+            "partner_client_secret": seed.PARTNER_CLIENT_SECRET,
+            "partner_redirect_uri": seed.PARTNER_REDIRECT_URI,
         }
         if json_out:
             print_json(info)

@@ -60,13 +60,18 @@ PROSPECT_POOLS = "/v3/prospect_pools"  # [P REF-PP]
 PROSPECT_POOL_STAGES = "/v3/prospect_pool_stages"  # ?prospect_pool_ids= [3P]; nested path on pool page [?]
 CUSTOM_FIELD_OPTIONS = "/v3/custom_field_options"  # ?custom_field_key=degree|discipline|school_name [3P]
 
-# created_at range on GET /v3/candidates: v3 list params include created_at/updated_at range objects [P REF-ATT,
-# REF-PP], but their syntax is uncertain [?] (harvest-api.md section 3): bracket form `created_at[gte]=<ts>`
-# [3P OGMCP live-checked, PRISMATIC] vs pipe form `created_at=gte|<ts>|lte|<ts>` [3P AIRBYTE]. We send the
-# bracket form; v1-style `created_after` / `created_before` are refused (422) [3P]. A 200 does not prove the
-# filter was applied [3P OGMCP], so list_candidates_created re-filters what comes back.
-CREATED_AT_GTE = "created_at[gte]"
-CREATED_AT_LTE = "created_at[lte]"
+# created_at range on GET /v3/candidates: ONE parameter of operator|timestamp pairs joined by `|`,
+# `created_at=gte|<ts>` or `created_at=gte|<ts>|lte|<ts>` (operators gte, lte, gt, lt) [P list-endpoints guide;
+# 3P AIRBYTE; harvest-api.md section 3, settled 2026-12-07]. The bracket form `created_at[gte]=` is not a v3
+# parameter (unknown parameters are a 422), nor are v1-style `created_after` / `created_before`; never send
+# `created_at` and `updated_at` in one request. A 200 does not prove the filter was applied [3P OGMCP], so
+# list_candidates_created re-filters what comes back.
+CREATED_AT = "created_at"
+
+
+def _created_at_range(low: str, high: str | None = None) -> str:
+    """The value of :data:`CREATED_AT` for inclusive bounds (ISO 8601 timestamps): ``gte|<low>[|lte|<high>]``."""
+    return f"gte|{low}" if high is None else f"gte|{low}|lte|{high}"
 
 
 # Whether POST /v3/attachments takes `content_type` is unknown [?] (harvest-api.md sections 6.3 and 10): v1
@@ -119,7 +124,7 @@ class HarvestClient(HarvestTransport):
         once, the other way (a 422 wrote nothing), and the answer is remembered in this process."""
         if body.content is None:  # a url upload: Greenhouse fetches the file and types it
             return self._create(ATTACHMENTS, body, Attachment)
-        key = (self.settings.harvest_url, self.credential.client_id)
+        key = (self.settings.harvest_url, self.credential.key)
         wanted = _CONTENT_TYPE_WANTED.get(key, False)
         kind = _MIME.guess_type(body.filename, strict=False)[0] or "application/octet-stream"
         try:
@@ -148,16 +153,15 @@ class HarvestClient(HarvestTransport):
     def list_candidates_created(self, since: datetime, until: datetime | None = None) -> list[Candidate]:
         """Candidates whose ``created_at`` lies in ``[since, until]`` (``until`` None: up to now), by id.
 
-        Sends :data:`CREATED_AT_GTE` / :data:`CREATED_AT_LTE` (ISO 8601 UTC, milliseconds, ``Z``; a naive
-        datetime is taken as UTC; the bounds are widened to whole milliseconds, the precision Harvest shows),
-        then keeps only the candidates whose own ``created_at`` is in that range: a candidate without a
-        readable ``created_at`` is left out. Candidates Greenhouse is still creating are not listed yet.
+        Sends one :data:`CREATED_AT` range, ``gte|<since>`` or ``gte|<since>|lte|<until>`` (ISO 8601 UTC,
+        milliseconds, ``Z``; a naive datetime is taken as UTC; the bounds are widened to whole milliseconds, the
+        precision Harvest shows), then keeps only the candidates whose own ``created_at`` is in that range: a
+        candidate without a readable ``created_at`` is left out. Candidates Greenhouse is still creating are not
+        listed yet.
         """
         low = _to_millis(since, math.floor)
         high = _to_millis(until, math.ceil) if until is not None else None
-        params = {CREATED_AT_GTE: _iso_millis(low)}
-        if high is not None:
-            params[CREATED_AT_LTE] = _iso_millis(high)
+        params = {CREATED_AT: _created_at_range(_iso_millis(low), None if high is None else _iso_millis(high))}
         found = self._list(CANDIDATES, Candidate, params)
         return [c for c in found if (t := c.created) is not None and low <= t and (high is None or t <= high)]
 

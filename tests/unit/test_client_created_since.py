@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from shared.harvest.auth import Credential
-from shared.harvest.client import CREATED_AT_GTE, CREATED_AT_LTE, HarvestClient
+from shared.harvest.client import CREATED_AT, HarvestClient
 from shared.harvest.models import Candidate, CreateCandidate, parse_timestamp
 from shared.harvest.sandbox import Sandbox, SandboxConfig
 from shared.harvest.sandbox import seed as s
@@ -78,13 +78,16 @@ def test_created_since(box: Box, made: dict[str, int]) -> None:
     found = box.client().list_candidates_created(_at(START + 10))
     assert [c.id for c in found] == [made["middle"], made["late"]]
     assert all(c.created is not None and c.created >= _at(START + 10) for c in found)
-    assert box.list_params() == [{CREATED_AT_GTE: "2027-01-15T08:00:10.000Z", "per_page": "500"}]
+    assert box.list_params() == [{CREATED_AT: "gte|2027-01-15T08:00:10.000Z", "per_page": "500"}]
+    assert "created_at=gte%7C2027-01-15T08%3A00%3A10.000Z" in str(box.sent[-1].url)  # one parameter, encoded
 
 
 def test_created_between(box: Box, made: dict[str, int]) -> None:
     found = box.client().list_candidates_created(_at(START), _at(START + 10))
     assert [c.id for c in found] == [made["early"], made["middle"]]
-    assert box.list_params()[0][CREATED_AT_LTE] == "2027-01-15T08:00:10.000Z"
+    assert box.list_params() == [
+        {CREATED_AT: "gte|2027-01-15T08:00:00.000Z|lte|2027-01-15T08:00:10.000Z", "per_page": "500"}
+    ]
 
 
 def test_bounds_widen_to_whole_milliseconds_and_zones_become_utc(box: Box) -> None:
@@ -94,7 +97,7 @@ def test_bounds_widen_to_whole_milliseconds_and_zones_become_utc(box: Box) -> No
     until = datetime(2027, 1, 15, 10, 0, 10, 12_001, tzinfo=timezone(timedelta(hours=2)))
     assert [c.id for c in box.client().list_candidates_created(since, until)] == [cid]
     (params,) = box.list_params()
-    assert (params[CREATED_AT_GTE], params[CREATED_AT_LTE]) == ("2027-01-15T08:00:10.012Z", "2027-01-15T08:00:10.013Z")
+    assert params[CREATED_AT] == "gte|2027-01-15T08:00:10.012Z|lte|2027-01-15T08:00:10.013Z"
 
 
 def test_naive_datetimes_are_utc(box: Box, made: dict[str, int]) -> None:
@@ -110,7 +113,7 @@ def test_paginates_with_the_filter_on_the_first_request_only(box: Box, made: dic
     found = client.list_candidates_created(_at(START + 10))
     assert [c.id for c in found] == [made["middle"], made["late"], *more]
     params = box.list_params()
-    assert len(params) == 3 and CREATED_AT_GTE in params[0]
+    assert len(params) == 3 and params[0][CREATED_AT] == "gte|2027-01-15T08:00:10.000Z"
     assert all(set(p) == {"cursor"} for p in params[1:])  # the strict sandbox would 422 anything else
 
 

@@ -234,9 +234,11 @@ def test_list_filters(api: Api) -> None:
     assert ids(type="cover_letter") == [letter["id"]]
     assert ids(type="resume", candidate_ids=str(cid)) == [first["id"]]
     assert ids(ids=f"{other['id']},{first['id']}") == [first["id"], other["id"]]
-    assert ids(**{"created_at[gte]": letter["created_at"]}) == [letter["id"], other["id"], seeded["id"]]
-    assert ids(**{"created_at[lte]": first["created_at"]}) == [first["id"]]
-    assert ids(**{"updated_at[gte]": letter["updated_at"], "updated_at[lte]": letter["updated_at"]}) == [
+    assert ids(created_at=f"gte|{letter['created_at']}") == [letter["id"], other["id"], seeded["id"]]
+    assert ids(created_at=f"lte|{first['created_at']}") == [first["id"]]
+    assert ids(created_at=f"gt|{first['created_at']}") == [letter["id"], other["id"], seeded["id"]]
+    assert ids(created_at=f"lt|{letter['created_at']}") == [first["id"]]
+    assert ids(updated_at=f"gte|{letter['updated_at']}|lte|{letter['updated_at']}") == [
         letter["id"],
         other["id"],
         seeded["id"],
@@ -282,12 +284,16 @@ BAD_QUERIES: list[tuple[str, dict[str, str], str]] = [
     ("bad-type", {"type": "cv"}, "type"),
     ("per-page-zero", {"per_page": "0"}, "per_page"),
     ("per-page-501", {"per_page": "501"}, "per_page"),
-    ("naive-timestamp", {"created_at[gte]": "2026-01-01T00:00:00"}, "created_at[gte]"),
-    ("date-not-timestamp", {"updated_at[lte]": "2026-01-01"}, "updated_at[lte]"),
+    ("naive-timestamp", {"created_at": "gte|2026-01-01T00:00:00"}, "created_at"),
+    ("date-not-timestamp", {"updated_at": "lte|2026-01-01"}, "updated_at"),
+    ("no-operator", {"created_at": "2026-01-01T00:00:00Z"}, "created_at"),
+    ("unknown-operator", {"updated_at": "since|2026-01-01T00:00:00Z"}, "updated_at"),
+    ("reversed-range", {"created_at": "gte|2026-02-01T00:00:00Z|lte|2026-01-01T00:00:00Z"}, "created_at"),
+    ("bracket-form", {"created_at[gte]": "2026-01-01T00:00:00Z"}, "created_at[gte]"),
     (
-        "reversed-range",
-        {"created_at[gte]": "2026-02-01T00:00:00Z", "created_at[lte]": "2026-01-01T00:00:00Z"},
-        "created_at[lte]",
+        "created-and-updated",
+        {"created_at": "gte|2026-01-01T00:00:00Z", "updated_at": "gte|2026-01-01T00:00:00Z"},
+        "updated_at",
     ),
     ("unknown-field", {"fields": "id,content"}, "fields"),
     ("unknown-cursor", {"cursor": "bm9wZQ=="}, "cursor"),

@@ -1,4 +1,4 @@
-"""GET /v3/candidates?created_at[gte]=...&created_at[lte]=...: the bracket form, strict like Harvest."""
+"""GET /v3/candidates?created_at=gte|<ts>|lte|<ts> (and updated_at): v3's one-parameter range, strict like Harvest."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from shared.harvest.sandbox import seed as s
 from tests.unit.test_sandbox_support import Api, Env, fields_of, make_env
 
-GTE, LTE = "created_at[gte]", "created_at[lte]"
+CREATED = "created_at"
 START = 1_800_000_000.0  # the FakeClock's start: 2027-01-15T08:00:00Z
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -35,6 +35,11 @@ def _iso(ts: float) -> str:
 def _create(api: Api, last: str) -> int:
     body = {"first_name": "Ada", "last_name": last}
     return int(api.post("/v3/candidates", body).json()["candidate"]["id"])
+
+
+def _range(*pairs: tuple[str, float]) -> dict[str, str]:
+    """``{"created_at": "op|<ts>|op|<ts>"}`` from (operator, epoch seconds) pairs."""
+    return {CREATED: "|".join(f"{op}|{_iso(ts)}" for op, ts in pairs)}
 
 
 def _ids(response: httpx.Response) -> list[int]:
@@ -64,27 +69,59 @@ def test_rendered_candidates_carry_created_at_in_harvest_form(api: Api) -> None:
 
 
 def test_gte_and_lte_are_inclusive_bounds(api: Api, made: dict[str, int]) -> None:
-    assert _ids(api.get("/v3/candidates", **{GTE: _iso(START + 10)})) == [made["middle"], made["late"]]
-    assert _ids(api.get("/v3/candidates", **{GTE: _iso(START + 10.001)})) == [made["late"]]
-    both = api.get("/v3/candidates", **{GTE: _iso(START), LTE: _iso(START + 10)})
+    assert _ids(api.get("/v3/candidates", **_range(("gte", START + 10)))) == [made["middle"], made["late"]]
+    assert _ids(api.get("/v3/candidates", **_range(("gte", START + 10.001)))) == [made["late"]]
+    both = api.get("/v3/candidates", **_range(("gte", START), ("lte", START + 10)))
     assert _ids(both) == [made["early"], made["middle"]]
-    upto = _ids(api.get("/v3/candidates", **{LTE: _iso(START + 9.999)}))
+    reversed_order = api.get("/v3/candidates", **_range(("lte", START + 10), ("gte", START)))
+    assert _ids(reversed_order) == [made["early"], made["middle"]]
+    upto = _ids(api.get("/v3/candidates", **_range(("lte", START + 9.999))))
     assert upto == [s.EXISTING_CANDIDATE_ID, made["early"]]  # the seeded candidate was created in 2026
+
+
+def test_gt_and_lt_are_strict_bounds(api: Api, made: dict[str, int]) -> None:
+    assert _ids(api.get("/v3/candidates", **_range(("gt", START + 10)))) == [made["late"]]
+    assert _ids(api.get("/v3/candidates", **_range(("lt", START + 10)))) == [s.EXISTING_CANDIDATE_ID, made["early"]]
+    assert _ids(api.get("/v3/candidates", **_range(("gt", START), ("lt", START + 20)))) == [made["middle"]]
+    assert _ids(api.get("/v3/candidates", **_range(("gte", START + 10), ("lte", START + 10)))) == [made["middle"]]
+
+
+def test_the_pipe_can_travel_unencoded(api: Api, made: dict[str, int]) -> None:
+    url = f"/v3/candidates?created_at=gte|{_iso(START + 20)}"
+    assert _ids(api.env.client.get(url, headers=api.auth)) == [made["late"]]
+
+
+def test_updated_at_range(api: Api, made: dict[str, int]) -> None:
+    api.env.clock.now = START + 100
+    edited = api.patch(f"/v3/candidates/{made['early']}", {"title": "Staff"})
+    assert edited.status_code == 200, edited.text
+    assert _ids(api.get("/v3/candidates", updated_at=f"gte|{_iso(START + 100)}")) == [made["early"]]
+    assert _ids(api.get("/v3/candidates", updated_at=f"lt|{_iso(START + 100)}")) == [
+        s.EXISTING_CANDIDATE_ID,
+        made["middle"],
+        made["late"],
+    ]
+
+
+def test_created_at_and_updated_at_together_are_422(api: Api) -> None:
+    response = api.get("/v3/candidates", created_at=f"gte|{_iso(START)}", updated_at=f"gte|{_iso(START)}")
+    assert response.status_code == 422
+    assert fields_of(response) == ["created_at", "updated_at"]
 
 
 def test_offsets_and_fractions_are_accepted(api: Api, made: dict[str, int]) -> None:
     at = datetime.fromtimestamp(START + 10, UTC)
     for text in (at.astimezone().isoformat(), at.isoformat(), "2027-01-15T10:00:10+02:00", "2027-01-15T08:00:10Z"):
-        assert _ids(api.get("/v3/candidates", **{GTE: text})) == [made["middle"], made["late"]], text
+        assert _ids(api.get("/v3/candidates", created_at=f"gte|{text}")) == [made["middle"], made["late"]], text
 
 
 def test_combined_with_email(api: Api) -> None:
     body = {"first_name": "E", "last_name": "M", "email_addresses": [{"value": "em@example.org", "type": "work"}]}
     cid = api.post("/v3/candidates", body).json()["candidate"]["id"]
     api.env.clock.advance(5)
-    assert _ids(api.get("/v3/candidates", email="em@example.org", **{GTE: _iso(START)})) == [cid]
-    assert _ids(api.get("/v3/candidates", email="em@example.org", **{GTE: _iso(START + 1)})) == []
-    assert _ids(api.get("/v3/candidates", email=s.EXISTING_EMAIL, **{GTE: _iso(START)})) == []
+    assert _ids(api.get("/v3/candidates", email="em@example.org", **_range(("gte", START)))) == [cid]
+    assert _ids(api.get("/v3/candidates", email="em@example.org", **_range(("gte", START + 1)))) == []
+    assert _ids(api.get("/v3/candidates", email=s.EXISTING_EMAIL, **_range(("gte", START)))) == []
 
 
 def test_filter_stays_with_the_cursor(api: Api) -> None:
@@ -93,12 +130,12 @@ def test_filter_stays_with_the_cursor(api: Api) -> None:
         ids.append(_create(api, f"n{n}"))
         api.env.clock.advance(1)
     api.env.clock.advance(5)
-    first = api.get("/v3/candidates", per_page=2, **{GTE: _iso(START + 1)})
+    first = api.get("/v3/candidates", per_page=2, **_range(("gte", START + 1)))
     pages, response = [_ids(first)], first
     while "next" in response.links:
         url = response.links["next"]["url"]
         assert set(httpx.URL(url).params) == {"cursor"}
-        assert api.env.client.get(url + f"&{GTE}={_iso(START)}", headers=api.auth).status_code == 422
+        assert api.env.client.get(url + f"&{CREATED}=gte|{_iso(START)}", headers=api.auth).status_code == 422
         response = api.env.client.get(url, headers=api.auth)
         pages.append(_ids(response))
     assert pages == [ids[1:3], ids[3:5]]
@@ -106,34 +143,61 @@ def test_filter_stays_with_the_cursor(api: Api) -> None:
 
 def test_candidates_being_created_are_not_listed(api: Api) -> None:
     cid = _create(api, "fresh")
-    assert _ids(api.get("/v3/candidates", **{GTE: _iso(START)})) == []
+    assert _ids(api.get("/v3/candidates", **_range(("gte", START)))) == []
     api.env.clock.advance(4.999)
-    assert _ids(api.get("/v3/candidates", **{GTE: _iso(START)})) == []
+    assert _ids(api.get("/v3/candidates", **_range(("gte", START)))) == []
     api.env.clock.advance(0.001)
-    assert _ids(api.get("/v3/candidates", **{GTE: _iso(START)})) == [cid]
+    assert _ids(api.get("/v3/candidates", **_range(("gte", START)))) == [cid]
 
 
 @pytest.mark.parametrize(
-    ("name", "value"),
+    "value",
     [
-        (GTE, "yesterday"),
-        (GTE, ""),
-        (GTE, "2027-01-15"),  # a date, not a timestamp
-        (GTE, "2027-01-15T08:00:00"),  # no time zone
-        (GTE, "2027-13-15T08:00:00Z"),
-        (LTE, "2027-01-15T08:00:00 00:00"),  # an unencoded "+" arrives as a space
-        (LTE, "1800000000"),
+        "gte|yesterday",
+        "gte|",
+        "gte|2027-01-15",  # a date, not a timestamp
+        "gte|2027-01-15T08:00:00",  # no time zone
+        "gte|2027-13-15T08:00:00Z",
+        "lte|2027-01-15T08:00:00 00:00",  # an unencoded "+" arrives as a space
+        "lte|1800000000",
     ],
 )
-def test_unparseable_timestamps_are_422_naming_the_field(api: Api, name: str, value: str) -> None:
-    response = api.get("/v3/candidates", **{name: value})
+def test_unparseable_timestamps_are_422_naming_the_parameter(api: Api, value: str) -> None:
+    response = api.get("/v3/candidates", created_at=value)
     assert response.status_code == 422
-    assert fields_of(response) == [name]
+    assert fields_of(response) == [CREATED]
+    assert "ISO 8601" in response.json()["errors"][0]["message"]
 
 
-def test_reversed_range_is_422(api: Api) -> None:
-    response = api.get("/v3/candidates", **{GTE: _iso(START + 1), LTE: _iso(START)})
-    assert response.status_code == 422 and fields_of(response) == [LTE]
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "2027-01-15T08:00:00Z",  # a bare timestamp: no operator
+        "gte",
+        "after|2027-01-15T08:00:00Z",
+        "GTE|2027-01-15T08:00:00Z",
+        "gte=2027-01-15T08:00:00Z",
+        "gte|2027-01-15T08:00:00Z|lte",
+        "gte|2027-01-15T08:00:00Z|lte|2027-01-16T08:00:00Z|lt|2027-01-17T08:00:00Z",
+        "gte|2027-01-15T08:00:00Z|gt|2027-01-14T08:00:00Z",  # two lower bounds
+        "lte|2027-01-15T08:00:00Z|lte|2027-01-16T08:00:00Z",
+    ],
+)
+def test_malformed_ranges_are_422_naming_the_parameter(api: Api, value: str) -> None:
+    response = api.get("/v3/candidates", created_at=value)
+    assert response.status_code == 422, value
+    assert fields_of(response) == [CREATED]
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [(("gte", START + 1), ("lte", START)), (("gt", START), ("lte", START)), (("gte", START), ("lt", START))],
+    ids=["reversed", "gt-equal", "lt-equal"],
+)
+def test_empty_ranges_are_422(api: Api, pairs: tuple[tuple[str, float], ...]) -> None:
+    response = api.get("/v3/candidates", **_range(*pairs))
+    assert response.status_code == 422 and fields_of(response) == [CREATED]
 
 
 @pytest.mark.parametrize(
@@ -141,14 +205,24 @@ def test_reversed_range_is_422(api: Api) -> None:
     [
         {"created_after": "2027-01-15T08:00:00Z"},  # v1 style
         {"created_before": "2027-01-15T08:00:00Z"},
-        {"created_at": f"gte|{_iso(START)}"},  # the pipe form: not what this sandbox (or the client) speaks
+        {"created_at[gte]": _iso(START)},  # the bracket form: not a v3 parameter
         {"created_at[gt]": _iso(START)},
         {"updated_at[gte]": _iso(START)},
     ],
-    ids=["created_after", "created_before", "pipe-form", "gt", "updated_at"],
+    ids=["created_after", "created_before", "bracket-gte", "bracket-gt", "bracket-updated_at"],
 )
 def test_other_spellings_are_unknown_query_params(api: Api, params: dict[str, str]) -> None:
     response = api.get("/v3/candidates", **params)
     assert response.status_code == 422
     (name,) = params
     assert response.json()["errors"] == [{"field": name, "message": f"Invalid query params: {name}"}]
+
+
+def test_the_bracket_form_with_both_ends_is_refused_as_unknown_params(api: Api) -> None:
+    response = api.get("/v3/candidates", **{"created_at[gte]": _iso(START), "created_at[lte]": _iso(START + 1)})
+    assert response.status_code == 422
+    message = "Invalid query params: created_at[gte], created_at[lte]"
+    assert response.json() == {
+        "message": "Validation error",
+        "errors": [{"field": "created_at[gte]", "message": message}, {"field": "created_at[lte]", "message": message}],
+    }

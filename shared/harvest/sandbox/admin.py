@@ -3,14 +3,20 @@
 ``GET /_sandbox/state``, ``GET /_sandbox/stats``, ``POST /_sandbox/faults`` ``{kind, method, path, count}``,
 ``POST /_sandbox/credentials`` ``{client_id, client_secret, scopes, rate_limit?, window_s?}`` (the credential's
 own rate limit and window; absent or ``null``: the sandbox's), ``POST /_sandbox/expire_tokens``,
-``POST /_sandbox/outage`` ``{seconds, status?}``: for ``seconds`` (sandbox clock) every /v3 request and
-``POST /token`` answers ``status`` (a 5xx, default 503) with Harvest's error body, before auth, rate limit or
-any action; ``seconds: 0`` ends it (see :meth:`~shared.harvest.sandbox.app.Sandbox.outage`).
+``POST /_sandbox/outage`` ``{seconds, status?, writes_only?}``: for ``seconds`` (sandbox clock) every /v3
+request and ``POST /token`` (with ``writes_only: true``, only /v3 writes) answers ``status`` (a 5xx, default
+503) with Harvest's error body, before auth, rate limit or any action; ``seconds: 0`` ends it (see
+:meth:`~shared.harvest.sandbox.app.Sandbox.outage`).
 ``PATCH /_sandbox/candidates/{id}`` ``{member: value}`` changes a candidate behind the exporter's back, and
 ``DELETE /_sandbox/candidates/{id}`` removes it with its applications (deleted or merged in Greenhouse).
 ``GET /_sandbox/attachments/{id}/content[?expires=<epoch s>]`` serves an attachment's decoded bytes: it is
 where the ``url`` of a v3 attachment points (404 for an unknown attachment or a ``url`` upload, whose file the
-sandbox never fetched; 403 once ``expires`` is past on the sandbox clock, like Greenhouse's expiring links).
+sandbox never fetched; 403 once ``expires`` is past on the sandbox clock, like Greenhouse's expiring links;
+``org_id=`` names an organization other than the default one).
+Several organizations and partner OAuth: ``GET /_sandbox/state?org_id=`` (one organization's records; default:
+the default one), ``POST /_sandbox/organizations`` ``{org_id, name, rate_limit?, window_s?}``,
+``POST /_sandbox/revoke`` ``{client_id, org_id}`` (the organization disconnects the partner: answers
+``{"revoked": <live tokens killed>}``), ``GET /_sandbox/oauth`` (the partner OAuth counters).
 Bad input is a 400 ``{"message": ...}``.
 """
 
@@ -20,6 +26,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any, Protocol, TypedDict
 from urllib.parse import quote
 
@@ -29,7 +36,7 @@ from shared.harvest.sandbox.routes_candidates import render
 from shared.harvest.sandbox.routes_profile import render_attachment
 from shared.harvest.sandbox.routing import reply
 from shared.harvest.sandbox.state import AttachmentFile, Record, State
-from shared.harvest.sandbox.stats import StatsSnapshot
+from shared.harvest.sandbox.stats import OAuthStats, StatsSnapshot
 
 
 class StateSnapshot(TypedDict):
@@ -46,13 +53,13 @@ class AdminTarget(Protocol):
     A protocol, so this module never imports ``app`` (which imports this module to route ``/_sandbox/``).
     """
 
-    def state_snapshot(self) -> StateSnapshot: ...
+    def state_snapshot(self, org_id: int | None = ...) -> StateSnapshot: ...
 
     def stats(self) -> StatsSnapshot: ...
 
     def expire_tokens(self) -> None: ...
 
-    def outage(self, seconds: float, status: int = ...) -> None: ...
+    def outage(self, seconds: float, status: int = ..., *, writes_only: bool = ...) -> None: ...
 
     def inject_fault(self, kind: str, *, method: str = ..., path: str = ..., count: int = ...) -> None: ...
 
@@ -60,7 +67,17 @@ class AdminTarget(Protocol):
 
     def remove_candidate(self, candidate_id: int) -> None: ...
 
-    def attachment_file(self, attachment_id: int, *, expires: float | None = ...) -> AttachmentFile: ...
+    def attachment_file(
+        self, attachment_id: int, *, expires: float | None = ..., org_id: int | None = ...
+    ) -> AttachmentFile: ...
+
+    def add_organization(
+        self, org_id: int, name: str, *, rate_limit: int | None = ..., window_s: float | None = ...
+    ) -> None: ...
+
+    def revoke_consent(self, client_id: str, org_id: int) -> int: ...
+
+    def oauth_stats(self) -> OAuthStats: ...
 
     def add_credential(
         self,
@@ -152,12 +169,43 @@ def _add_credential(sandbox: AdminTarget, body: dict[str, Any]) -> None:
     )
 
 
+def _org_id(request: httpx.Request) -> int | None:
+    """The optional ``org_id`` query parameter (ValueError unless digits)."""
+    raw = request.url.params.get("org_id")
+    if raw is not None and not raw.isdigit():
+        raise ValueError("org_id must be an integer")
+    return None if raw is None else int(raw)
+
+
+def _add_organization(sandbox: AdminTarget, body: dict[str, Any]) -> None:
+    org_id = body["org_id"]
+    if isinstance(org_id, bool) or not isinstance(org_id, int):
+        raise ValueError("org_id must be an integer")
+    sandbox.add_organization(
+        org_id,
+        str(body["name"]),
+        rate_limit=_positive_int(body, "rate_limit"),
+        window_s=_positive_number(body, "window_s"),
+    )
+
+
+def _revoke(sandbox: AdminTarget, body: dict[str, Any]) -> int:
+    org_id = body["org_id"]
+    if isinstance(org_id, bool) or not isinstance(org_id, int):
+        raise ValueError("org_id must be an integer")
+    return sandbox.revoke_consent(str(body["client_id"]), org_id)
+
+
 def _attachment_content(sandbox: AdminTarget, attachment_id: int, request: httpx.Request) -> httpx.Response:
     raw = request.url.params.get("expires")
     if raw is not None and not raw.isdigit():
         return reply(400, {"message": "bad sandbox admin request: expires must be epoch seconds"})
     try:
-        file = sandbox.attachment_file(attachment_id, expires=None if raw is None else float(raw))
+        org_id = _org_id(request)
+    except ValueError as exc:
+        return reply(400, {"message": f"bad sandbox admin request: {exc}"})
+    try:
+        file = sandbox.attachment_file(attachment_id, expires=None if raw is None else float(raw), org_id=org_id)
     except KeyError as exc:
         return reply(404, {"message": f"Resource not found: {exc.args[0]}"})
     except PermissionError:
@@ -175,7 +223,7 @@ def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
         return _attachment_content(sandbox, int(found.group(1)), request)
     try:
         if route == ("GET", "/_sandbox/state"):
-            return reply(200, sandbox.state_snapshot())
+            return reply(200, sandbox.state_snapshot(_org_id(request)))
         if route == ("GET", "/_sandbox/stats"):
             return reply(200, sandbox.stats())
         if route == ("POST", "/_sandbox/expire_tokens"):
@@ -192,7 +240,8 @@ def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
             return reply(201, {"ok": True})
         if route == ("POST", "/_sandbox/outage"):
             body = _json(request)
-            sandbox.outage(body["seconds"], body.get("status", 503))  # it checks both (ValueError: 400)
+            # it checks every member (ValueError: 400)
+            sandbox.outage(body["seconds"], body.get("status", 503), writes_only=body.get("writes_only", False))
             return reply(200, {"ok": True})
         if route[0] in ("PATCH", "DELETE") and route[1].startswith("/_sandbox/candidates/"):
             candidate_id = int(route[1].rsplit("/", 1)[1])
@@ -204,6 +253,13 @@ def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
         if route == ("POST", "/_sandbox/credentials"):
             _add_credential(sandbox, _json(request))
             return reply(201, {"ok": True})
+        if route == ("POST", "/_sandbox/organizations"):
+            _add_organization(sandbox, _json(request))
+            return reply(201, {"ok": True})
+        if route == ("POST", "/_sandbox/revoke"):
+            return reply(200, {"revoked": _revoke(sandbox, _json(request))})
+        if route == ("GET", "/_sandbox/oauth"):
+            return reply(200, asdict(sandbox.oauth_stats()))
     except (KeyError, TypeError, ValueError) as exc:
         return reply(400, {"message": f"bad sandbox admin request: {exc}"})
     return reply(404, {"message": "Resource not found"})

@@ -1,4 +1,5 @@
-"""OAuth client-credentials token endpoint, bearer-token checks and the per-credential rate limit."""
+"""OAuth client-credentials token endpoint, bearer-token checks and the rolling-window rate limit (per
+credential; per partner client and organization: see :mod:`~shared.harvest.sandbox.oauth`)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from shared.harvest.sandbox.state import RateLimit, SandboxConfig, State, Token,
 from shared.harvest.sandbox.validate import ApiError
 
 
-def _oauth_error(status: int, error: str, description: str) -> httpx.Response:
+def oauth_error(status: int, error: str, description: str) -> httpx.Response:
+    """An RFC 6749 error answer: ``{"error", "error_description"}``."""
     return httpx.Response(status, json={"error": error, "error_description": description})
 
 
-def _basic_credentials(request: httpx.Request) -> tuple[str, str] | None:
+def basic_credentials(request: httpx.Request) -> tuple[str, str] | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -31,7 +33,7 @@ def _basic_credentials(request: httpx.Request) -> tuple[str, str] | None:
     return (client_id, secret) if sep else None
 
 
-def _form(request: httpx.Request) -> dict[str, str]:
+def form(request: httpx.Request) -> dict[str, str]:
     """Form members from the body (urlencoded) and the query string; both placements work in reality."""
     params = {k: v for k, v in request.url.params.items()}
     content_type = request.headers.get("content-type", "")
@@ -45,22 +47,23 @@ def _form(request: httpx.Request) -> dict[str, str]:
 
 
 def mint_token(state: State, config: SandboxConfig, request: httpx.Request) -> httpx.Response:
-    """``POST /token``: Basic client auth, ``grant_type=client_credentials``, optional numeric ``sub``."""
-    creds = _basic_credentials(request)
+    """``POST /token`` for a custom credential: Basic client auth, ``grant_type=client_credentials``, optional
+    numeric ``sub``."""
+    creds = basic_credentials(request)
     known = state.credentials.get(creds[0]) if creds else None
     if creds is None or known is None or not secrets.compare_digest(known.secret, creds[1]):
-        return _oauth_error(401, "invalid_client", "client authentication failed")
-    form = _form(request)
-    if form.get("grant_type") != "client_credentials":
-        return _oauth_error(400, "unsupported_grant_type", "grant_type must be client_credentials")
+        return oauth_error(401, "invalid_client", "client authentication failed")
+    params = form(request)
+    if params.get("grant_type") != "client_credentials":
+        return oauth_error(400, "unsupported_grant_type", "grant_type must be client_credentials")
     sub: int | None = None
-    if form.get("sub") not in (None, ""):
-        raw = form["sub"]
+    if params.get("sub") not in (None, ""):
+        raw = params["sub"]
         user = state.users.get(int(raw)) if raw.isdigit() else None
         if user is None:
-            return _oauth_error(400, "invalid_request", f"sub {raw} is not a user of this organization")
+            return oauth_error(400, "invalid_request", f"sub {raw} is not a user of this organization")
         if user["deactivated"]:
-            return _oauth_error(400, "invalid_request", f"sub {raw} is a deactivated user")
+            return oauth_error(400, "invalid_request", f"sub {raw} is a deactivated user")
         sub = user["id"]
     expires_ts = state.now() + config.token_ttl_s
     access_token = secrets.token_urlsafe(32)
@@ -85,21 +88,21 @@ class Admission:
     allowed: bool
     headers: dict[str, str]
     in_window: int
-    """Requests in the credential's window after this one (the refused one is not counted)."""
+    """Requests in the window after this one (the refused one is not counted)."""
     limit: RateLimit
     at: float
     """When the decision was taken (the sandbox clock)."""
 
 
-def admit(state: State, config: SandboxConfig, client_id: str) -> Admission:
-    """Rolling-window rate limit per credential, with its own limit and window where set (else the config's).
+def admit(state: State, key: str, limit: RateLimit) -> Admission:
+    """Rolling-window rate limit of one budget ``key`` (a credential's client id, or ``client@org`` for a
+    partner in one organization), at ``limit``.
 
     Allowed requests get ``X-RateLimit-Limit/Remaining/Reset``; a refused one gets ``Retry-After`` and
     ``X-RateLimit-Reset`` only (Greenhouse omits Limit/Remaining on 429) and consumes no budget.
     """
     now = state.now()
-    limit = state.rate_limit(config, client_id)
-    window = state.windows.setdefault(client_id, deque())
+    window = state.windows.setdefault(key, deque())
     while window and window[0] <= now - limit.window_s:
         window.popleft()
     if len(window) >= limit.requests:

@@ -1,9 +1,10 @@
-"""Candidates: list (ids, email, ``created_at`` range; hidden while being created), create with one
-``application``, update, delete, merge and anonymize.
+"""Candidates: list (ids, email, ``created_at`` or ``updated_at`` range; hidden while being created), create
+with one ``application``, update, delete, merge and anonymize.
 
-The ``created_at`` range takes the bracket form ``created_at[gte]=<ISO 8601>`` / ``created_at[lte]=<ISO 8601>``,
-as the client sends it (the reference is unsure between it and a pipe form: harvest-api.md section 3, [?]);
-any other spelling (``created_at``, ``created_after``...) is an unknown query parameter (422).
+A range is v3's one parameter of operator|timestamp pairs: ``created_at=gte|2024-01-01T00:00:00Z``, both ends
+``created_at=gte|<ts>|lte|<ts>``, operators ``gte``, ``gt``, ``lte``, ``lt`` (harvest-api.md section 3, [P]);
+``created_at`` and ``updated_at`` together are a 422; any other spelling (the bracket form
+``created_at[gte]``, ``created_after``...) is an unknown query parameter (422).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import httpx
 from shared.harvest.sandbox import routes_applications as apps
 from shared.harvest.sandbox.routing import Ctx, Route, paginate, reply
 from shared.harvest.sandbox.state import Record, State, iso
-from shared.harvest.sandbox.validate import F, check_body, check_members, invalid, not_found
+from shared.harvest.sandbox.validate import F, check_body, check_members, invalid, not_found, parse_time_filters
 
 
 def _typed(*types: str) -> F:
@@ -31,9 +32,7 @@ CONTACT = {
     "website_addresses": _typed("personal", "company", "portfolio", "blog", "other"),
     "social_media_addresses": F("list", item=F("obj", fields={"value": F("str", True, nonempty=True)})),
 }
-CREATED_AT_GTE = "created_at[gte]"
-CREATED_AT_LTE = "created_at[lte]"
-LIST_FILTERS = ("email", CREATED_AT_GTE, CREATED_AT_LTE)
+LIST_FILTERS = ("email", "created_at", "updated_at")
 CUSTOM_FIELD = F("obj", fields={"name_key": F("str", True, nonempty=True), "value": F("str_or_list")})
 UPDATE_CANDIDATE = {
     "first_name": F("str", nonempty=True),
@@ -98,58 +97,32 @@ def _apply_fields(cand: Record, body: dict[str, Any]) -> None:
             cand[key] = value
 
 
-def _timestamp(params: dict[str, str], name: str) -> float | None:
-    """An optional ISO 8601 timestamp parameter with a time zone (``Z`` or an offset), as epoch seconds."""
-    raw = params.get(name)
-    if raw is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        parsed = None
-    if parsed is None or "T" not in raw or parsed.tzinfo is None:
-        raise invalid([(name, "must be an ISO 8601 timestamp with a time zone, e.g. 2026-01-02T03:04:05.678Z")])
-    return parsed.timestamp()
-
-
-def _created_range(params: dict[str, str]) -> tuple[float | None, float | None]:
-    """The ``created_at[gte]`` / ``created_at[lte]`` bounds (inclusive), 422 for a reversed range."""
-    gte, lte = _timestamp(params, CREATED_AT_GTE), _timestamp(params, CREATED_AT_LTE)
-    if gte is not None and lte is not None and lte < gte:
-        raise invalid([(CREATED_AT_LTE, f"must not be before {CREATED_AT_GTE}")])
-    return gte, lte
-
-
-def _created_ts(cand: Record) -> float:
-    """When the candidate was created, from its ``created_at`` (millisecond precision, as rendered)."""
-    return datetime.fromisoformat(cand["created_at"]).timestamp()
+def _ts(cand: Record, member: str) -> float:
+    """The candidate's ``created_at`` or ``updated_at`` as epoch seconds (millisecond precision, as rendered)."""
+    return datetime.fromisoformat(cand[member]).timestamp()
 
 
 def list_candidates(ctx: Ctx) -> httpx.Response:
-    """``GET /v3/candidates``: ``ids``, ``email`` (exact, case-insensitive on any address), ``created_at[gte]``
-    and ``created_at[lte]`` (inclusive bounds on ``created_at``)."""
+    """``GET /v3/candidates``: ``ids``, ``email`` (exact, case-insensitive on any address), and one range on
+    ``created_at`` or ``updated_at`` (``gte|<ts>|lte|<ts>``...)."""
 
     def select(params: dict[str, str]) -> list[Record]:
         email = params.get("email")
         if email is not None and "@" not in email:
             raise invalid([("email", "must be an email address")])
-        gte, lte = _created_range(params)
+        ranges = parse_time_filters(params)
         rows = []
         for cand in ctx.state.candidates.values():
             if not ctx.state.visible(cand["id"], ctx.config.visibility_delay_s):
                 continue
             if email is not None and email.lower() not in {e["value"].lower() for e in cand["email_addresses"]}:
                 continue
-            if (gte is not None or lte is not None) and not _in_range(_created_ts(cand), gte, lte):
+            if not all(bounds.contains(_ts(cand, member)) for member, bounds in ranges.items()):
                 continue
             rows.append(render(ctx.state, cand))
         return rows
 
     return paginate(ctx, LIST_FILTERS, select)
-
-
-def _in_range(ts: float, gte: float | None, lte: float | None) -> bool:
-    return (gte is None or ts >= gte) and (lte is None or ts <= lte)
 
 
 def create_candidate(ctx: Ctx) -> httpx.Response:

@@ -36,7 +36,7 @@ from shared.harvest.sandbox.validate import (
     parse_choice,
     parse_fields,
     parse_ids,
-    parse_timestamp,
+    parse_time_filters,
 )
 
 EDUCATION_OPTIONS = {
@@ -111,7 +111,8 @@ ATTACHMENT_FIELDS = (
     "created_at",
     "updated_at",
 )
-ATTACHMENT_RANGES = ("created_at[gte]", "created_at[lte]", "updated_at[gte]", "updated_at[lte]")
+ATTACHMENT_RANGES = ("created_at", "updated_at")
+"""Range filters of ``GET /v3/attachments``, one per request: ``created_at=gte|<ts>|lte|<ts>`` (section 3)."""
 _MIME = mimetypes.MimeTypes(filenames=())  # built-in table only: the same answer on every machine
 _MIME.add_type("application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".docx")
 _MIME.add_type("application/vnd.oasis.opendocument.text", ".odt")
@@ -248,9 +249,11 @@ def content_type_of(filename: str) -> str:
     return _MIME.guess_type(filename, strict=False)[0] or "application/octet-stream"
 
 
-def attachment_download_path(attachment_id: int) -> str:
-    """Where the sandbox serves an attachment's bytes (an admin route: no token, like a signed URL)."""
-    return f"/_sandbox/attachments/{attachment_id}/content"
+def attachment_download_path(attachment_id: int, org_id: int | None = None) -> str:
+    """Where the sandbox serves an attachment's bytes (an admin route: no token, like a signed URL); an
+    attachment of an organization other than the default one names it (``?org_id=``)."""
+    path = f"/_sandbox/attachments/{attachment_id}/content"
+    return path if org_id is None else f"{path}?org_id={org_id}"
 
 
 def render_attachment(state: State, record: Record, origin: str | None) -> Record:
@@ -262,8 +265,9 @@ def render_attachment(state: State, record: Record, origin: str | None) -> Recor
     out = {k: v for k, v in record.items() if not k.startswith("_")}
     app = state.applications.get(record["application_id"])
     out["candidate_id"] = app["candidate_id"] if app is not None else None
-    path = attachment_download_path(record["id"])
-    out["url"] = path if origin is None else f"{origin}{path}?expires={math.ceil(state.now() + URL_TTL_S)}"
+    path = attachment_download_path(record["id"], state.org_id)
+    expires = f"{'&' if '?' in path else '?'}expires={math.ceil(state.now() + URL_TTL_S)}"
+    out["url"] = path if origin is None else f"{origin}{path}{expires}"
     return out
 
 
@@ -310,7 +314,7 @@ def create_attachment(ctx: Ctx) -> httpx.Response:
 
 def list_attachments(ctx: Ctx) -> httpx.Response:
     """``GET /v3/attachments``: ``application_ids``, ``candidate_ids`` (attachments on those candidates'
-    applications), ``type``, ``created_at[gte|lte]``, ``updated_at[gte|lte]`` (inclusive bounds), ``fields``
+    applications), ``type``, one range on ``created_at`` or ``updated_at`` (``gte|<ts>|lte|<ts>``...), ``fields``
     (``id`` is always returned). Attachments of candidates Greenhouse is still creating are hidden."""
     origin = _origin(ctx)
 
@@ -318,11 +322,7 @@ def list_attachments(ctx: Ctx) -> httpx.Response:
         aids = set(parse_ids("application_ids", params["application_ids"])) if "application_ids" in params else None
         cids = set(parse_ids("candidate_ids", params["candidate_ids"])) if "candidate_ids" in params else None
         kind = parse_choice("type", params["type"], ATTACHMENT_TYPES) if "type" in params else None
-        ranges = {name: parse_timestamp(name, params[name]) for name in ATTACHMENT_RANGES if name in params}
-        for member in ("created_at", "updated_at"):
-            gte, lte = ranges.get(f"{member}[gte]"), ranges.get(f"{member}[lte]")
-            if gte is not None and lte is not None and lte < gte:
-                raise invalid([(f"{member}[lte]", f"must not be before {member}[gte]")])
+        ranges = parse_time_filters(params, ATTACHMENT_RANGES)
         fields = parse_fields(params["fields"], ATTACHMENT_FIELDS) if "fields" in params else None
         rows = []
         for record in ctx.state.attachments.values():
@@ -334,7 +334,7 @@ def list_attachments(ctx: Ctx) -> httpx.Response:
                 continue
             if kind is not None and row["type"] != kind:
                 continue
-            if not all(_within(row, name, bound) for name, bound in ranges.items()):
+            if not all(bounds.contains(_ts(row, member)) for member, bounds in ranges.items()):
                 continue
             rows.append(row if fields is None else {k: row[k] for k in ("id", *fields)})
         return rows
@@ -342,11 +342,9 @@ def list_attachments(ctx: Ctx) -> httpx.Response:
     return paginate(ctx, ("application_ids", "candidate_ids", "type", *ATTACHMENT_RANGES, "fields"), select)
 
 
-def _within(row: Record, name: str, bound: float) -> bool:
-    """Whether ``row`` meets one range bound such as ``created_at[gte]``."""
-    member, op = name[:-5], name[-4:-1]
-    ts = datetime.fromisoformat(row[member]).timestamp()
-    return ts >= bound if op == "gte" else ts <= bound
+def _ts(row: Record, member: str) -> float:
+    """A row's ``created_at`` or ``updated_at`` as epoch seconds."""
+    return datetime.fromisoformat(row[member]).timestamp()
 
 
 def create_note(ctx: Ctx) -> httpx.Response:

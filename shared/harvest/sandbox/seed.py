@@ -6,7 +6,7 @@ to records created at run time (those start at :data:`FIRST_RUNTIME_ID`).
 
 from __future__ import annotations
 
-from shared.harvest.sandbox.state import ALL_ATTACHMENT_TYPES, Credential, Record, State
+from shared.harvest.sandbox.state import ALL_ATTACHMENT_TYPES, Credential, PartnerClient, Record, State
 
 # FIRST_RUNTIME_ID lives in state, which counts from it; it is re-exported here beside the seeded ids it
 # must stay above. Importing state (never the reverse) keeps the two modules out of an import cycle.
@@ -14,6 +14,15 @@ from shared.harvest.sandbox.state import FIRST_RUNTIME_ID as FIRST_RUNTIME_ID
 
 CLIENT_ID = "ghx-sandbox-client"
 CLIENT_SECRET = "ghx-sandbox-secret"
+
+# --- the partner OAuth client (authorization-code grant) and the default organization ------------------
+PARTNER_CLIENT_ID = "ghx-sandbox-partner"
+PARTNER_CLIENT_SECRET = "ghx-sandbox-partner-secret"
+PARTNER_REDIRECT_URI = "http://127.0.0.1:8766/callback"
+"""The seeded partner client's one registered redirect URI (matched exactly)."""
+ORG_ID = 4_700_001
+"""The default organization: :attr:`Sandbox.state <shared.harvest.sandbox.app.Sandbox.state>`."""
+ORG_NAME = "Sandbox Org"
 
 ALL_SCOPES: tuple[str, ...] = (
     "harvest:candidates:list",
@@ -49,7 +58,8 @@ ALL_SCOPES: tuple[str, ...] = (
     "harvest:openings:list",
     "harvest:close_reasons:list",
 )
-"""Every scope the sandbox knows; the seeded credential holds all of them."""
+"""Every scope the sandbox knows; the seeded credential holds all of them, and the seeded partner client
+is approved for all of them."""
 
 # --- users -------------------------------------------------------------------------------------------
 ADMIN_USER_ID = 4100001
@@ -61,6 +71,10 @@ RECRUITER_LOWER_EMAIL = "recruiter.one@sandbox.example"
 """A different user whose primary email differs from :data:`RECRUITER_EMAIL` only in case."""
 DEACTIVATED_USER_ID = 4100004
 DEACTIVATED_EMAIL = "former@sandbox.example"
+SERVICE_ACCOUNT_USER_ID = 4100900
+"""Every organization's service-account user (Site Admin): a partner consent "using a service account" acts
+as it."""
+SERVICE_ACCOUNT_EMAIL = "service.account@sandbox.example"
 
 # --- sources -----------------------------------------------------------------------------------------
 SOURCE_ID = 7701
@@ -147,14 +161,24 @@ def _job(jid: int, name: str, status: str) -> Record:
 
 
 def seed(state: State) -> None:
-    """Fill an empty :class:`~shared.harvest.sandbox.state.State` with the seeded tenant and credential."""
+    """Fill the default organization's empty :class:`~shared.harvest.sandbox.state.State` with the seeded
+    tenant, credential and partner client."""
     state.credentials[CLIENT_ID] = Credential(CLIENT_SECRET, frozenset(ALL_SCOPES))
+    redirects = frozenset({PARTNER_REDIRECT_URI})
+    state.partners[PARTNER_CLIENT_ID] = PartnerClient(PARTNER_CLIENT_SECRET, frozenset(ALL_SCOPES), redirects)
+    seed_tenant(state)
+
+
+def seed_tenant(state: State) -> None:
+    """Fill an organization's empty :class:`~shared.harvest.sandbox.state.State` with the seeded records
+    (every organization gets the same ones: each is its own copy)."""
     state.blocked_extensions = dict(BLOCKED_EXTENSIONS)
     for user in (
         _user(ADMIN_USER_ID, "Site", "Admin", ADMIN_EMAIL, admin=True),
         _user(RECRUITER_USER_ID, "Recruiter", "One", RECRUITER_EMAIL),
         _user(RECRUITER_LOWER_USER_ID, "Recruiter", "Lower", RECRUITER_LOWER_EMAIL),
         _user(DEACTIVATED_USER_ID, "Former", "Employee", DEACTIVATED_EMAIL, off=True),
+        _user(SERVICE_ACCOUNT_USER_ID, "Service", "Account", SERVICE_ACCOUNT_EMAIL, admin=True),
     ):
         state.users[user["id"]] = user
     state.sources[SOURCE_ID] = {

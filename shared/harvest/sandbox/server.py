@@ -67,7 +67,8 @@ class SandboxServer:
     """Serve a :class:`Sandbox` over HTTP on ``host:port`` (``port=0`` picks a free port).
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`. Clients use :attr:`harvest_url`
-    as the Harvest base URL (they append ``/v3/...``) and :attr:`token_url` for OAuth.
+    as the Harvest base URL (they append ``/v3/...``) and :attr:`token_url` for OAuth; partner clients also
+    :attr:`authorize_url` and :attr:`introspect_url`.
     """
 
     def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -91,6 +92,16 @@ class SandboxServer:
     def token_url(self) -> str:
         """OAuth token endpoint."""
         return self.url + "/token"
+
+    @property
+    def authorize_url(self) -> str:
+        """OAuth authorization endpoint (the partner consent page)."""
+        return self.url + "/authorize"
+
+    @property
+    def introspect_url(self) -> str:
+        """OAuth token introspection endpoint."""
+        return self.url + "/introspect"
 
     def start(self) -> SandboxServer:
         """Serve in a daemon thread; returns ``self``."""

@@ -53,7 +53,7 @@ class SandboxConfig:
     ``required`` (as v1 did with base64 ``content``: missing or not a known type, 422).
     :class:`~shared.harvest.sandbox.app.Sandbox` checks the fault settings
     (:func:`~shared.harvest.sandbox.faults.check_config`), ``max_attachment_bytes`` and
-    ``attachment_content_type``.
+    ``attachment_content_type``, ``auth_code_ttl_s`` and ``refresh_token_ttl_s``.
     """
 
     rate_limit: int = 50
@@ -68,6 +68,10 @@ class SandboxConfig:
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     attachment_content_type: str = "refused"
     seed: int = 0
+    auth_code_ttl_s: float = 60.0
+    """Lifetime of a partner authorization code (Greenhouse: 1 minute [P POAUTH])."""
+    refresh_token_ttl_s: float = 86400.0
+    """How long a partner refresh token lives unused (Greenhouse: 24 hours [P POAUTH])."""
 
 
 class RateLimit(NamedTuple):
@@ -93,12 +97,58 @@ class Credential:
 
 @dataclass
 class Token:
-    """An access token minted by ``POST /token``: scopes are fixed at mint time, like Greenhouse."""
+    """An access token minted by ``POST /token``: scopes are fixed at mint time, like Greenhouse.
+
+    ``org_id`` is ``None`` for a custom credential's token (it acts in the default organization) and the
+    consenting organization for a partner's token (whose scopes are also cut to the client's current ones).
+    """
 
     client_id: str
     sub: int | None
     scopes: frozenset[str]
     expires_ts: float
+    org_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PartnerClient:
+    """A partner OAuth client: its secret, the scopes Greenhouse approved, its registered redirect URIs."""
+
+    secret: str
+    scopes: frozenset[str]
+    redirect_uris: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one consent granted: which client acts in which organization, as whom, with which scopes."""
+
+    client_id: str
+    org_id: int
+    sub: int
+    scopes: frozenset[str]
+
+
+@dataclass
+class AuthCode:
+    """An authorization code: single use, bound to its client and redirect URI, short-lived."""
+
+    grant: Grant
+    redirect_uri: str
+    expires_ts: float
+    used: bool = False
+
+
+@dataclass
+class RefreshToken:
+    """A partner refresh token: ``live`` until used once (``used``: it rotated) or revoked (``revoked``).
+
+    Spent ones are kept so that a second use is told apart from an unknown token.
+    """
+
+    grant: Grant
+    issued_ts: float
+    status: str = "live"
 
 
 @dataclass
@@ -113,10 +163,16 @@ class Fault:
 
 @dataclass
 class Outage:
-    """Every /v3 request and ``POST /token`` answers ``status`` until ``until_ts`` (sandbox clock)."""
+    """Every /v3 request and ``POST /token`` answers ``status`` until ``until_ts`` (sandbox clock); with
+    ``writes_only``, only /v3 writes (POST, PUT, PATCH, DELETE) do, while reads and token mints are served."""
 
     until_ts: float
     status: int
+    writes_only: bool = False
+
+    def hits(self, method: str, path: str) -> bool:
+        """Whether the request ``method path`` answers the outage's status."""
+        return not self.writes_only or (path.startswith("/v3/") and method in ("POST", "PUT", "PATCH", "DELETE"))
 
 
 class AttachmentFile(NamedTuple):
@@ -144,7 +200,12 @@ def iso(ts: float) -> str:
 
 @dataclass
 class State:
-    """Everything one sandbox holds. Mutate only while holding :attr:`lock`.
+    """Everything one organization holds. Mutate only while holding :attr:`lock`.
+
+    The sandbox's default organization's State also holds what the auth server and the sandbox as a whole
+    keep: credentials, partner clients, tokens, codes, refresh tokens, rate-limit windows, faults and the
+    outage; another organization's State (``org_id`` set, sharing the default one's clock and lock) holds only
+    its records, and its attachments' download URLs name it.
 
     ``attachments`` records keep private members (names starting with ``_``: the decoded ``_content``, the
     ``_source_url`` of a url upload) that no API answer shows. ``blocked_extensions`` is the org's blocklist
@@ -157,7 +218,10 @@ class State:
     lock: threading.RLock = field(default_factory=threading.RLock)
     rng: random.Random = field(default_factory=random.Random)
     credentials: dict[str, Credential] = field(default_factory=dict)
+    partners: dict[str, PartnerClient] = field(default_factory=dict)
     tokens: dict[str, Token] = field(default_factory=dict)
+    codes: dict[str, AuthCode] = field(default_factory=dict)
+    refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     users: dict[int, Record] = field(default_factory=dict)
     sources: dict[int, Record] = field(default_factory=dict)
     jobs: dict[int, Record] = field(default_factory=dict)
@@ -181,6 +245,7 @@ class State:
     faults: list[Fault] = field(default_factory=list)
     outage: Outage | None = None
     windows: dict[str, deque[float]] = field(default_factory=dict)
+    org_id: int | None = None
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(FIRST_RUNTIME_ID))
 
     def next_id(self) -> int:
@@ -201,14 +266,15 @@ class State:
             config.window_s if own_window is None else own_window,
         )
 
-    def outage_status(self) -> int | None:
-        """The status every API request answers now, while an outage lasts; ``None`` otherwise."""
+    def outage_status(self, method: str, path: str) -> int | None:
+        """The status the request ``method path`` answers now, while an outage that hits it lasts; ``None``
+        otherwise."""
         if self.outage is None:
             return None
         if self.now() >= self.outage.until_ts:
             self.outage = None
             return None
-        return self.outage.status
+        return self.outage.status if self.outage.hits(method, path) else None
 
     def visible(self, candidate_id: int, delay_s: float) -> bool:
         """Whether reads may see the candidate yet (asynchronous creation)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TypedDict
 
 from shared.harvest.sandbox.state import RateLimit
@@ -53,7 +53,40 @@ class StatsSnapshot(TypedDict):
     invalid: list[InvalidRequest]
     max_in_window: dict[str, int]
     credentials: dict[str, CredentialStats]
-    """Client id -> its limit and traffic, for every credential the sandbox knows."""
+    """Client id -> its limit and traffic, for every credential the sandbox knows; ``client_id@org_id`` -> the
+    same for every partner client and organization with a consent (one budget per organization)."""
+
+
+@dataclass(frozen=True)
+class OAuthStats:
+    """:meth:`Sandbox.oauth_stats <shared.harvest.sandbox.app.Sandbox.oauth_stats>`: what happened in the
+    partner OAuth flow (also ``GET /_sandbox/oauth``)."""
+
+    codes_issued: int = 0
+    """Authorization codes handed out by a consent."""
+    codes_exchanged: int = 0
+    """Codes turned into tokens at ``POST /token``."""
+    code_reused: int = 0
+    """Exchanges refused because the code was already used."""
+    code_expired: int = 0
+    """Exchanges refused because the code was older than ``auth_code_ttl_s``."""
+    refreshes: int = 0
+    """Successful refreshes (each rotated the refresh token)."""
+    refresh_reused: int = 0
+    """Refreshes refused because the refresh token was already used."""
+    refresh_expired: int = 0
+    """Refreshes refused because the refresh token was unused for ``refresh_token_ttl_s``."""
+    refresh_revoked: int = 0
+    """Refreshes refused because the consent was revoked."""
+    introspections: int = 0
+    """``POST /introspect`` calls by an authenticated client (active or not)."""
+    consents_denied: int = 0
+    """Consents answered ``access_denied``: the user denied, or a non-Site Admin chose the service account."""
+    client_credentials_refused: int = 0
+    """``grant_type=client_credentials`` requests by a partner client (refused: ``unauthorized_client``)."""
+
+
+OAUTH_COUNTERS = tuple(f.name for f in fields(OAuthStats))
 
 
 @dataclass
@@ -79,6 +112,12 @@ class Stats:
         self.invalid: deque[InvalidRequest] = deque(maxlen=MAX_INVALID)
         self.max_in_window: dict[str, int] = {}
         self.traffic: defaultdict[str, _Traffic] = defaultdict(_Traffic)
+        self.oauth: Counter[str] = Counter()
+        """Partner OAuth events by :class:`OAuthStats` field name."""
+
+    def oauth_snapshot(self) -> OAuthStats:
+        """The partner OAuth counters so far."""
+        return OAuthStats(**{name: self.oauth[name] for name in OAUTH_COUNTERS})
 
     def record(self, route: str, status: int | str, reason: str | None = None) -> None:
         """Count one finished request; ``status`` is ``"dropped"`` for a dropped connection."""
@@ -90,12 +129,13 @@ class Stats:
             self.invalid.append({"route": route, "status": status, "reason": reason or ""})
 
     def window_peak(self, client_id: str, in_window: int) -> None:
-        """Remember the most requests seen in one rolling window for a credential."""
+        """Remember the most requests seen in one rolling window for a credential (or ``client@org`` key)."""
         if in_window > self.max_in_window.get(client_id, 0):
             self.max_in_window[client_id] = in_window
 
     def admission(self, client_id: str, *, allowed: bool, in_window: int, at: float) -> None:
-        """Count one rate-limit decision for a credential, taken at ``at``, and its window's use."""
+        """Count one rate-limit decision for a budget, taken at ``at``, and its window's use: ``client_id`` is a
+        credential's client id, or ``f"{client_id}@{org_id}"`` for a partner token in one organization."""
         self.window_peak(client_id, in_window)
         traffic = self.traffic[client_id]
         if not allowed:

@@ -194,6 +194,60 @@ def parse_timestamp(name: str, raw: str) -> float:
     return parsed.timestamp()
 
 
+RANGE_OPERATORS = ("gte", "gt", "lte", "lt")
+RANGE_FORM = "operator|timestamp pairs joined by |: gte|2024-01-01T00:00:00Z, gte|<ts>|lte|<ts> (gte, gt, lte, lt)"
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A ``created_at`` / ``updated_at`` filter: an optional lower and upper bound, each inclusive or strict."""
+
+    low: float | None = None
+    low_inclusive: bool = True
+    high: float | None = None
+    high_inclusive: bool = True
+
+    def contains(self, ts: float) -> bool:
+        """Whether ``ts`` (epoch seconds) meets both bounds."""
+        if self.low is not None and (ts < self.low or (ts == self.low and not self.low_inclusive)):
+            return False
+        return self.high is None or ts < self.high or (ts == self.high and self.high_inclusive)
+
+
+def parse_range(name: str, raw: str) -> TimeRange:
+    """v3's range form: ``gte|<ts>``, ``lt|<ts>``, ``gte|<ts>|lte|<ts>``... (harvest-api.md section 3); at most
+    one lower and one upper bound, in either order. Malformed, a bad timestamp or an empty range: a 422."""
+    parts = raw.split("|")
+    if len(parts) not in (2, 4) or any(op not in RANGE_OPERATORS for op in parts[::2]):
+        raise invalid([(name, f"must be {RANGE_FORM}")])
+    bounds = {op: parse_timestamp(name, ts) for op, ts in zip(parts[::2], parts[1::2], strict=True)}
+    lows, highs = [op for op in bounds if op.startswith("g")], [op for op in bounds if op.startswith("l")]
+    if len(bounds) != len(parts) // 2 or len(lows) > 1 or len(highs) > 1:
+        raise invalid([(name, "takes at most one lower bound (gte, gt) and one upper bound (lte, lt)")])
+    found = TimeRange(
+        bounds[lows[0]] if lows else None,
+        lows != ["gt"],
+        bounds[highs[0]] if highs else None,
+        highs != ["lt"],
+    )
+    low, high = found.low, found.high
+    closed = found.low_inclusive and found.high_inclusive
+    if low is not None and high is not None and (high < low or (high == low and not closed)):
+        raise invalid([(name, "the range is empty: the upper bound is before the lower bound")])
+    return found
+
+
+def parse_time_filters(
+    params: Mapping[str, str], names: tuple[str, ...] = ("created_at", "updated_at")
+) -> dict[str, TimeRange]:
+    """The range filters present among ``names``; two in one request are a 422 (v3 takes one at a time)."""
+    present = [n for n in names if n in params]
+    if len(present) > 1:
+        message = f"{' and '.join(present)} cannot be combined in one request"
+        raise invalid([(n, message) for n in present])
+    return {n: parse_range(n, params[n]) for n in present}
+
+
 def parse_fields(raw: str, known: tuple[str, ...]) -> list[str]:
     """``fields``: a comma list of at most 50 names, each one of ``known``; anything else is a 422."""
     parts = [p.strip() for p in raw.split(",") if p.strip()]
