@@ -1,4 +1,4 @@
-"""The ``ghexport`` command line (operator contract: ``../shared/reference/operator-contract.md``).
+"""The ``ghexport`` command line (operator contract: ``docs/operator-contract.md``).
 
 Every command exits 0 on success and non-zero with a one-line reason on stderr otherwise; ``--json``
 prints one JSON document on stdout instead of tables. Commands that run workers start them as

@@ -2,7 +2,7 @@
 
 Strict requests (``extra="forbid"``: a typo fails in our tests, not at Greenhouse), lenient responses
 (unknown fields kept: Greenhouse adds properties). Evidence levels from
-``../shared/reference/harvest-api.md``: **[P]** primary Greenhouse source, **[3P]** third-party only,
+``docs/harvest.md``: **[P]** primary Greenhouse source, **[3P]** third-party only,
 **[?]** unverified. A correction to a shape is one edit here (and the matching one in the sandbox).
 """
 
@@ -34,6 +34,8 @@ class TokenResponse(_Response):
 
     access_token: str
     token_type: str = "Bearer"
+    refresh_token: str | None = None
+    """Partner (authorization-code) answers only: single use, rotated on every refresh [P POAUTH, 3P AIRBYTE]."""
     expires_at: str | None = None
     expires_in: float | None = None
 

@@ -1,7 +1,7 @@
 """The Harvest v3 permissions the export needs, as an admin sees them, and how to probe each one.
 
 Greenhouse shows v1-style permission names next to v3 scopes (``harvest:<resource>:<action>``); the
-mapping is ``../shared/reference/harvest-api.md`` section 8. Every probe is free of side effects: a list
+mapping is ``docs/harvest.md`` section 4. Every probe is free of side effects: a list
 route is read with ``per_page=1``; a write or destroy route is sent an empty body or a nonexistent id
 (``0``), so Harvest answers 403 when the scope is missing and 422/404 when it is present (the scope is
 checked before validation). Paths are relative to ``/v3``.

@@ -1,4 +1,4 @@
-"""Partner OAuth (authorization-code grant) and several organizations in the sandbox (harvest-api.md 2b)."""
+"""Partner OAuth (authorization-code grant) and several organizations in the sandbox (docs/harvest.md section 3)."""
 
 from __future__ import annotations
 

@@ -177,7 +177,7 @@ class Sandbox:
     ) -> None:
         """Create or replace a partner OAuth client (authorization-code grant only): ``scopes`` are the scopes
         Greenhouse approved for it, ``redirect_uris`` the registered ones (matched exactly). Scopes removed by a
-        replacement apply at once to its live tokens (harvest-api.md section 2b); added ones need a new consent.
+        replacement apply at once to its live tokens (docs/harvest.md section 3); added ones need a new consent.
         """
         uris = frozenset(redirect_uris)
         if not uris:

@@ -1,4 +1,4 @@
-"""``/authorize``: the consent step of the partner authorization-code grant (harvest-api.md section 2b).
+"""``/authorize``: the consent step of the partner authorization-code grant (docs/harvest.md section 3).
 
 ``GET /authorize?response_type=code&client_id=..&redirect_uri=..&scope=<space separated>&state=..`` answers a
 consent page (``text/html``) whose form POSTs back to the same URL with ``organization_id`` (default: the

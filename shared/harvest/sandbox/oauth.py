@@ -1,4 +1,4 @@
-"""Partner OAuth at the auth server (harvest-api.md section 2b): ``POST /token`` for partner clients (code
+"""Partner OAuth at the auth server (docs/harvest.md section 3): ``POST /token`` for partner clients (code
 exchange, refresh), ``POST /introspect``, consent revocation, and the scopes a partner token holds now.
 
 ``POST /token`` with a partner client's Basic auth: ``grant_type=client_credentials`` is refused

@@ -2,7 +2,7 @@
 with one ``application``, update, delete, merge and anonymize.
 
 A range is v3's one parameter of operator|timestamp pairs: ``created_at=gte|2024-01-01T00:00:00Z``, both ends
-``created_at=gte|<ts>|lte|<ts>``, operators ``gte``, ``gt``, ``lte``, ``lt`` (harvest-api.md section 3, [P]);
+``created_at=gte|<ts>|lte|<ts>``, operators ``gte``, ``gt``, ``lte``, ``lt`` (docs/harvest.md section 5, [P]);
 ``created_at`` and ``updated_at`` together are a 422; any other spelling (the bracket form
 ``created_at[gte]``, ``created_after``...) is an unknown query parameter (422).
 """

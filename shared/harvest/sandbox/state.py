@@ -49,7 +49,7 @@ class SandboxConfig:
     asynchronously); ``latency_ms`` is added to every API request; ``max_attachment_bytes`` caps the decoded
     ``content`` of ``POST /v3/attachments`` (422 above it; Greenhouse publishes no limit: an assumption);
     ``attachment_content_type`` is how that route treats a ``content_type`` member, unknown on real v3
-    (harvest-api.md section 10): ``refused`` (the v3 page shows none, and unknown members are refused) or
+    (docs/harvest.md section 10): ``refused`` (the v3 page shows none, and unknown members are refused) or
     ``required`` (as v1 did with base64 ``content``: missing or not a known type, 422).
     :class:`~shared.harvest.sandbox.app.Sandbox` checks the fault settings
     (:func:`~shared.harvest.sandbox.faults.check_config`), ``max_attachment_bytes`` and

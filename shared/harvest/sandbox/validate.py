@@ -215,7 +215,7 @@ class TimeRange:
 
 
 def parse_range(name: str, raw: str) -> TimeRange:
-    """v3's range form: ``gte|<ts>``, ``lt|<ts>``, ``gte|<ts>|lte|<ts>``... (harvest-api.md section 3); at most
+    """v3's range form: ``gte|<ts>``, ``lt|<ts>``, ``gte|<ts>|lte|<ts>``... (docs/harvest.md section 5); at most
     one lower and one upper bound, in either order. Malformed, a bad timestamp or an empty range: a 422."""
     parts = raw.split("|")
     if len(parts) not in (2, 4) or any(op not in RANGE_OPERATORS for op in parts[::2]):
