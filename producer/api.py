@@ -9,19 +9,22 @@ Reads return JSON-ready documents (the shapes are the README's operator contract
 (``status BATCH_ID --json``), :func:`batch_progress` (its head, for live views), :func:`profile_status`
 (``status --connection NAME --profile ID --json``, behind the platform's "exported to Greenhouse" mark).
 :func:`retry_failed` is the operator retry, by batch and by cause, with the classification of
-:mod:`shared.errors`.
+:mod:`shared.errors`. :func:`begin_partner_consent` and :func:`complete_partner_consent` connect a customer's
+Greenhouse as a partner in two steps, for a backend that receives the consent redirect itself.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.connections import partner
 from shared.connections.checks import find_user, user_name
-from shared.connections.service import get_connection
+from shared.connections.partner import PartnerConsent
+from shared.connections.service import ConnectResult, get_connection
 from shared.connections.targets import check_target
 from shared.errors import (
     CONNECTION_REMOVED_CAUSE,
@@ -381,3 +384,25 @@ def profile_status(res: Resources, connection_name: str, profile_id: str) -> dic
         "in_progress": any(e.item.status in ACTIVE_STATUSES for e in exports),
         "exports": [_profile_export(e.item, e.batch) for e in exports],
     }
+
+
+# --- partner connections (OAuth consent) ----------------------------------------------------------------
+
+
+def begin_partner_consent(res: Resources, **options: Any) -> PartnerConsent:
+    """Begin a partner connect: record it under a single-use ``state`` and return Greenhouse's authorization
+    URL for the customer's browser. ``options``: those of
+    :func:`shared.connections.partner.begin_partner_consent` (``name``, ``client_id``, ``client_secret``,
+    ``user_email``, ``redirect_uri`` and the connect options)."""
+    return partner.begin_partner_consent(res.settings, res.engine, **options)
+
+
+def complete_partner_consent(res: Resources, params: Mapping[str, str]) -> ConnectResult:
+    """Finish a partner connect from the consent redirect's query parameters (``code`` and ``state``, or
+    ``error``): exchange, introspect, check and store; the connection's waiting items go on. Raises
+    :class:`~shared.errors.ConsentError` (one line, nothing stored) or the connect checks' errors."""
+    result = partner.complete_partner_consent(
+        res.settings, res.engine, params, holds=res.holds, **res.harvest_options()
+    )
+    res.grants.forget(result.connection.id)
+    return result

@@ -9,16 +9,19 @@ command line; it is never printed.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from producer.cli_base import CliError, console, handle_errors, print_json, resources
+from producer.cli_base import CliError, console, err_console, handle_errors, print_json, resources
 
 if TYPE_CHECKING:
     from shared.connections.lookups import Lookups
+    from shared.connections.service import ConnectResult
     from shared.harvest.client import HarvestClient
+    from shared.store.records import GrantRecord
 
 
 _PARTS_PANEL = "Field settings (optional parts sent)"
@@ -141,10 +144,26 @@ def connect_cmd(
     no_extra_tags: NoExtraTagsOpt = False,
     tag_exporting_user: TagUserOpt = None,
     paper: PaperOpt = None,
+    partner: Annotated[
+        bool,
+        typer.Option(
+            "--partner",
+            help="Connect as a Greenhouse partner: the customer consents in a browser (OAuth authorization code).",
+        ),
+    ] = False,
+    redirect_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--redirect-uri",
+            help="With --partner: the redirect URI registered for the partner client (default "
+            "GHX_PARTNER__REDIRECT_URI); a loopback http://127.0.0.1:PORT/... address is served by this command.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Check a Greenhouse credential, its scopes, your user and the source; then store the connection.
 
+    With --partner, print Greenhouse's authorization URL and wait for the customer's consent first.
     Field settings not given: a new connection sends every optional part; an existing one keeps its own."""
     from pydantic import ValidationError
 
@@ -170,25 +189,43 @@ def connect_cmd(
         raise CliError("field settings: " + "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
     verify: Literal["prospect"] | int | None = "prospect" if verify_prospect else verify_job
     res = resources()
-    result = connect(
-        res.settings,
-        res.engine,
-        name=name,
-        client_id=client_id,
-        client_secret=SecretStr(client_secret),
-        user_email=user_email,
-        source_name=source_name,
-        prospects_only=prospects_only,
-        enable_pools=enable_pools,
-        duplicate_policy=on_duplicate,
-        fields=fields,
-        verify=verify,
-        **res.harvest_options(),
-    )
+    if redirect_uri is not None and not partner:
+        raise CliError("--redirect-uri applies to --partner connections only")
+    if partner:
+        result = _connect_partner(
+            name=name,
+            client_id=client_id,
+            client_secret=SecretStr(client_secret),
+            user_email=user_email,
+            redirect_uri=redirect_uri,
+            source_name=source_name,
+            prospects_only=prospects_only,
+            enable_pools=enable_pools,
+            duplicate_policy=on_duplicate,
+            fields=fields,
+            verify=verify,
+            as_json=as_json,
+        )
+    else:
+        result = connect(
+            res.settings,
+            res.engine,
+            name=name,
+            client_id=client_id,
+            client_secret=SecretStr(client_secret),
+            user_email=user_email,
+            source_name=source_name,
+            prospects_only=prospects_only,
+            enable_pools=enable_pools,
+            duplicate_policy=on_duplicate,
+            fields=fields,
+            verify=verify,
+            **res.harvest_options(),
+        )
     if as_json:
         print_json(
             {
-                "connection": connection_summary(result.connection),
+                "connection": connection_summary(result.connection, _grant_of(result.connection.id)),
                 "created": result.created,
                 "verified_candidate_id": result.verified_candidate_id,
                 "messages": result.messages,
@@ -199,26 +236,81 @@ def connect_cmd(
         console.print(message, markup=False, highlight=False)
 
 
+def _grant_of(connection_id: int) -> GrantRecord | None:
+    from shared.store.grants import grant_states
+
+    return grant_states(resources().engine).get(connection_id)
+
+
+def _connect_partner(*, redirect_uri: str | None, as_json: bool, **options: Any) -> ConnectResult:
+    """``connect --partner``: print the authorization URL, receive the consent's redirect (served here for a
+    loopback redirect URI, else pasted by the operator), then complete the connect."""
+    import sys
+
+    from producer.api import begin_partner_consent, complete_partner_consent
+    from producer.loopback import LoopbackReceiver, is_loopback
+
+    res = resources()
+    redirect = redirect_uri or res.settings.partner.redirect_uri
+    timeout_s = res.settings.partner.consent_timeout_s
+    receiver = LoopbackReceiver(redirect) if is_loopback(redirect) else None
+    try:
+        consent = begin_partner_consent(res, redirect_uri=redirect, **options)
+        if as_json:
+            print_json({"authorize_url": consent.authorize_url})
+        else:
+            err_console.print(
+                "Open this URL in a browser and consent as the customer's Greenhouse user "
+                f"(it stays valid {timeout_s / 60:g} minutes):",
+                highlight=False,
+            )
+            console.print(consent.authorize_url, markup=False, highlight=False, soft_wrap=True)
+        if receiver is not None:
+            params = receiver.wait(timeout_s)
+            if params is None:
+                raise CliError(f"no consent came back to {redirect} within {timeout_s:g} s; nothing was stored")
+        else:
+            err_console.print(f"Then paste the address your browser was sent to ({redirect}?code=...):")
+            line = sys.stdin.readline().strip()
+            params = dict(parse_qsl(urlsplit(line).query, keep_blank_values=True))
+    finally:
+        if receiver is not None:
+            receiver.close()
+    return complete_partner_consent(res, params)
+
+
 @handle_errors
 def connections_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """List connections (never their secrets)."""
     from shared.connections.service import connection_summary, list_connections
+    from shared.store.grants import grant_states
 
-    rows = [connection_summary(c) for c in list_connections(resources().engine)]
+    engine = resources().engine
+    grants = grant_states(engine)
+    rows = [connection_summary(c, grants.get(c.id)) for c in list_connections(engine)]
     if as_json:
         print_json({"connections": rows})
         return
     from shared.profiles.fields import FieldSettings
 
-    table = Table("name", "client id", "user", "user id", "source", "capabilities", "sends", "created", "updated")
+    table = Table(
+        "name", "state", "client id", "user", "user id", "source", "capabilities", "sends", "created", "updated"
+    )
     for r in rows:
         caps = "prospects only" if r["prospects_only"] else "jobs + prospects"
         if r["pools_enabled"]:
             caps += ", pools"
+        state = r["state"]
+        if r["kind"] == "partner":
+            org = r["organization"] or {}
+            state = f"{state} (partner, organization {org.get('name') or org.get('id')})"
+            if r["state_reason"]:
+                state += f": {r['state_reason']} since {str(r['state_since'])[:19]}"
         table.add_row(
             r["name"],
+            state,
             r["client_id"],
             r["user_email"],
             str(r["user_id"]),

@@ -7,13 +7,15 @@
     │   ├── ConfigurationError            a missing or invalid setting (GHX_SECRET_KEY outside the demo...)
     │   ├── ConnectionNotFoundError       no connection of that name (or it was removed)
     │   ├── TargetNotAllowedError         target refused by the connection, or invalid (job not open...)
-    │   └── ConnectCheckError             ``connect`` refused the credential (shared.connections.checks)
+    │   ├── ConnectCheckError             ``connect`` refused the credential (shared.connections.checks)
+    │   └── ConsentError                  a partner consent did not complete (denied, wrong or used state, code refused)
     ├── UnavailableError                  a service we depend on did not answer: try again later
     │   ├── StoreUnavailableError         the result store (SQL)
     │   └── BrokerUnavailableError        the broker or the Redis of the limiter and caches
     │       └── PublishFailedError        the batch IS recorded; its tasks are sent once the broker is back
     ├── LeaseLostError                    internal: another worker took the item over; stop quietly
     └── HarvestError                      status, method, path, request_id (never PII or secrets)
+        ├── ReauthRequiredError           a partner connection's consent is gone: the customer must connect again
         ├── RetryableError                try again later; the same request may succeed
         │   ├── RateLimitedError          429; retry_after_s from Retry-After / X-RateLimit-Reset
         │   │   └── ThrottledError        our shared limiter refused before sending
@@ -23,6 +25,7 @@
         │   └── HarvestConnectionError    connection refused (``sent`` False), reset or dropped
         └── PermanentError                the same request will fail again; fix input or configuration
             ├── AuthenticationError       401 after one re-mint, or the token endpoint refused the credential
+            │   └── GrantRefusedError     the token endpoint's RFC 6749 refusal (invalid_grant...) of a partner grant
             ├── PermissionDeniedError     403; missing_scope when the body names it
             ├── NotFoundError             404
             ├── InvalidRequestError       422 (or 400); field_errors
@@ -75,6 +78,12 @@ class ConnectionNotFoundError(UserError):
 class TargetNotAllowedError(UserError):
     """The export target is not allowed by the connection (prospects only, pools disabled) or is invalid
     (job not open, stage outside its pool)."""
+
+
+class ConsentError(UserError):
+    """A partner consent (``connect --partner``) did not complete: the customer denied it, the answer's
+    ``state`` is unknown, expired or used already, or Greenhouse refused the authorization code. Nothing
+    was stored; the message names the cause in one line."""
 
 
 class ConnectCheckError(UserError):
@@ -189,6 +198,16 @@ class HarvestError(ExporterError):
         return f"gave up after {self.tries} tries: {text}" if self.tries is not None else text
 
 
+class ReauthRequiredError(HarvestError):
+    """Greenhouse no longer honours a partner connection's authorization (``invalid_grant`` on refresh, a
+    401 with a fresh token, or the connection already marked ``needs_reauth``): only the customer can restore
+    it, by consenting again (``ghexport connect --partner --name SAME``). Items wait, they do not fail."""
+
+    @property
+    def cause(self) -> str:
+        return NEEDS_REAUTH_CAUSE
+
+
 class RetryableError(HarvestError):
     """Transient: the same request may succeed later."""
 
@@ -291,6 +310,18 @@ class AuthenticationError(PermanentError):
         return "unauthorized"
 
 
+class GrantRefusedError(AuthenticationError):
+    """The token endpoint refused a partner grant with an RFC 6749 ``error`` (``invalid_grant``: the code or
+    refresh token is used, expired or revoked; ``invalid_client``...). ``error`` and ``description`` are
+    Greenhouse's words (never a token)."""
+
+    def __init__(self, error: str, description: str = "", **where: Unpack[Where]) -> None:
+        text = f"Greenhouse's token endpoint refused the grant ({error}{': ' + description if description else ''})"
+        super().__init__(text, **where)
+        self.error = error
+        self.description = description
+
+
 class PermissionDeniedError(PermanentError):
     """HTTP 403: a scope is missing on the credential, or the acting user lacks a permission."""
 
@@ -372,9 +403,16 @@ TRANSIENT_CAUSES: frozenset[str] = frozenset(
         "connection_error",
         "waiting",  # the worker's: a wait (for a record to show, for budget) that ran out of attempts
         "internal_error",  # the worker's: an unexpected exception in our own code
+        "reauth_expired",  # the worker's: the consent stayed gone longer than the grace period
+        "needs_reauth",  # a partner consent is gone: such items wait; a retry sends them to wait again
     }
 )
 """Causes of a failure that may pass on its own: an operator retry sends such items again."""
+
+NEEDS_REAUTH_CAUSE = "needs_reauth"
+"""Cause of an item waiting for its partner connection's consent to be given again (it has not failed)."""
+REAUTH_EXPIRED_CAUSE = "reauth_expired"
+"""Cause of an item failed because its connection's consent stayed gone beyond ``GHX_PARTNER__REAUTH_GRACE_S``."""
 
 CONNECTION_REMOVED_CAUSE = "connection_removed"
 """The item's connection was removed: there is no credential to send it with, so it is never retried."""

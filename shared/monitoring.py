@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
@@ -36,12 +36,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlmodel import col
 
 from shared import metrics
+from shared.connections.service import list_connections
 from shared.errors import UserError
 from shared.harvest.limiter import RedisRateLimiter
 from shared.queue.recovery import broker_backlog
 from shared.resources import Resources, translate_error
 from shared.settings import Settings
-from shared.store.models import Item, ItemStatus, aware, utcnow
+from shared.store import grants
+from shared.store.models import GrantState, Item, ItemStatus, aware, utcnow
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -73,12 +75,14 @@ class StoreFigures:
     oldest_queued_at: datetime | None
     oldest_unsynced_at: datetime | None
     sync_lags_s: list[float]
+    needs_reauth: dict[str, bool] = field(default_factory=dict)
+    """Every live partner connection by name: True while its consent is gone (``needs_reauth``)."""
 
 
 def store_figures(
     engine: Engine, now: datetime, *, window_s: float = SYNC_LAG_WINDOW_S, sample: int = SYNC_LAG_SAMPLE
 ) -> StoreFigures:
-    """Read the store's figures (four queries, each on the ``status`` index)."""
+    """Read the store's figures (four queries on the ``status`` index, two on the partner connections)."""
     counts = {status.value: 0 for status in ItemStatus}
     status = col(Item.status)
     with engine.connect() as conn:
@@ -97,11 +101,14 @@ def store_figures(
             .limit(sample)
         ).all()
     lags = [max(0.0, (aware(s) - aware(e)).total_seconds()) for e, s in recent if e is not None and s is not None]
+    states = grants.grant_states(engine)
+    names = {c.id: c.name for c in list_connections(engine) if c.id in states}
     return StoreFigures(
         counts=counts,
         oldest_queued_at=aware(queued) if queued is not None else None,
         oldest_unsynced_at=aware(unsynced) if unsynced is not None else None,
         sync_lags_s=lags,
+        needs_reauth={names[i]: g.state is GrantState.NEEDS_REAUTH for i, g in states.items() if i in names},
     )
 
 
@@ -205,6 +212,13 @@ class ExportCollector:
         items = GaugeMetricFamily("ghx_items", "Items in the result store by status.", labels=["status"])
         for status, n in sorted(figures.counts.items()):
             items.add_metric([status], float(n))
+        reauth = GaugeMetricFamily(
+            "ghx_connection_needs_reauth",
+            "Partner connections: 1 while Greenhouse no longer honours the consent (its items wait), else 0.",
+            labels=["connection"],
+        )
+        for name, gone in sorted(figures.needs_reauth.items()):
+            reauth.add_metric([name], 1.0 if gone else 0.0)
         out: list[Metric] = [
             items,
             GaugeMetricFamily(
@@ -217,6 +231,7 @@ class ExportCollector:
                 "Age of the oldest exported item not confirmed yet, since its export (0: none).",
                 value=_age_s(now, figures.oldest_unsynced_at),
             ),
+            reauth,
             GaugeMetricFamily(
                 "ghx_sync_lag_items",
                 f"Items confirmed (synced) within the last {SYNC_LAG_WINDOW_S:.0f} s: the sample of the sync lag.",

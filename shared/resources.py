@@ -32,10 +32,12 @@ if TYPE_CHECKING:
     from redis import Redis
     from sqlalchemy.engine import Engine
 
+    from shared.connections.grants import GrantKeeper
     from shared.connections.lookups import Lookups
     from shared.harvest.auth import TokenCache
     from shared.harvest.breaker import CircuitBreaker
     from shared.harvest.client import HarvestClient
+    from shared.harvest.holds import Holds
     from shared.harvest.limiter import RateGate
     from shared.harvest.transport import TransportOptions
     from shared.store.records import ConnectionRecord
@@ -166,6 +168,24 @@ class Resources:
             probe_ttl_s=h.timeout_s + h.connect_timeout_s + PROBE_MARGIN_S,
         )
 
+    @cached_property
+    def holds(self) -> Holds:
+        """Credentials whose parked items wait for a new consent, shared through Redis beside the limiter."""
+        from shared.harvest.holds import CredentialHolds, NoHolds
+        from shared.harvest.limiter import RedisRateLimiter
+
+        limiter = self.limiter
+        if isinstance(limiter, RedisRateLimiter):
+            return CredentialHolds(limiter.redis, limiter.key_prefix)
+        return NoHolds()
+
+    @cached_property
+    def grants(self) -> GrantKeeper:
+        """Partner connections' access tokens for this process, refreshed once for the whole cluster."""
+        from shared.connections.grants import GrantKeeper
+
+        return GrantKeeper(self.settings, self.engine, self.redis, self.http, holds=self.holds)
+
     # --- factories --------------------------------------------------------------------------------------
 
     def harvest_options(self) -> TransportOptions:
@@ -181,9 +201,12 @@ class Resources:
         }
 
     def harvest_for(self, conn: ConnectionRecord) -> HarvestClient:
-        """A Harvest client on ``conn``'s credential, without ``sub`` (reads); ``.with_sub(id)`` writes."""
+        """A Harvest client on ``conn``'s credential, without ``sub`` (reads); ``.with_sub(id)`` writes. A
+        partner connection's client takes its tokens from :attr:`grants` (who acts was fixed at consent)."""
         from shared.connections.service import reader_for
 
+        if conn.is_partner:
+            return reader_for(conn, self.settings, tokens=self.grants.tokens_for(conn), **self.harvest_options())
         return reader_for(conn, self.settings, **self.harvest_options())
 
     def lookups_for(self, conn: ConnectionRecord, reader: HarvestClient | None = None) -> Lookups:
@@ -205,7 +228,7 @@ class Resources:
         """Release what was built here (pools, connections, the Celery app); safe to call more than once.
 
         Collaborators passed to the constructor belong to the caller and are left open."""
-        for name in ("limiter", "breaker", "token_cache"):
+        for name in ("grants", "holds", "limiter", "breaker", "token_cache"):
             self.__dict__.pop(name, None)
         broker = self.__dict__.pop("broker_redis", None)
         if broker is not None and broker is not self.__dict__.get("redis"):

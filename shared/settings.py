@@ -1,7 +1,7 @@
 """One typed settings object, read from ``GHX_*`` environment variables (and an optional ``.env``).
 
 Built once at the edge (CLI, worker bootstrap) and passed down; no other module reads ``os.environ``.
-The public names are part of the operator contract (``../shared/reference/operator-contract.md``).
+The public names are part of the operator contract (``docs/operator-contract.md``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ class BreakerSettings(BaseModel):
     circuit: its items wait (attempts not spent) and one probe request is let through now and then."""
     open_s: float = 10.0
     """First pause before a probe; doubled after each failed probe, up to ``max_open_s``."""
-    max_open_s: float = 60.0
+    max_open_s: float = 15.0
+    """The longest pause between two probes: once Greenhouse is back, the waiting items resume within it. A probe
+    is one request, so probing every 15 s through a long outage costs nothing next to the credential's budget."""
 
 
 class ExportSettings(BaseModel):
@@ -156,6 +158,37 @@ class ResumeSettings(BaseModel):
         return self
 
 
+class PartnerSettings(BaseModel):
+    """Partner connections: OAuth consent and the life of their tokens (``GHX_PARTNER__*``).
+
+    Greenhouse's partner tokens: authorization code 1 minute, access token 1 hour, refresh token 24 hours
+    *unused*, single use and rotated on every refresh (``docs/harvest.md``, partner integrations).
+    """
+
+    redirect_uri: str = "http://127.0.0.1:8766/callback"
+    """Redirect URI of ``connect --partner`` when ``--redirect-uri`` is not given: a loopback address the
+    command serves itself. It must be registered with Greenhouse for the partner client."""
+    consent_timeout_s: float = 600.0
+    """How long a consent may take: the ``state`` of a ``connect --partner`` expires after it, and the command
+    stops waiting for the browser."""
+    refresh_every_s: float = 4 * 3600.0
+    """The workers' periodic turn renews every partner connection's refresh token this often (it dies after
+    24 hours unused), so an idle connection stays connected for months."""
+    check_every_s: float = 60.0
+    """How often the workers look for connections due for that renewal, and for waiting items whose
+    connection stayed without consent beyond ``reauth_grace_s``."""
+    reauth_grace_s: float = 7 * 86400.0
+    """How long the items of a connection that needs a new consent wait (their attempts untouched) before
+    they fail with cause ``reauth_expired``."""
+
+    @model_validator(mode="after")
+    def _positive(self) -> PartnerSettings:
+        for name in ("consent_timeout_s", "refresh_every_s", "check_every_s", "reauth_grace_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        return self
+
+
 class ObservabilitySettings(BaseModel):
     """Logs and metrics (``GHX_LOG__*``)."""
 
@@ -176,6 +209,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///ghexport.db"
     harvest_url: str = "https://harvest.greenhouse.io"
     harvest_token_url: str = "https://auth.greenhouse.io/token"
+    harvest_authorize_url: str = "https://auth.greenhouse.io/authorize"
+    """Where a partner connection sends the customer's browser for consent (operator contract)."""
+    harvest_introspect_url: str = "https://auth.greenhouse.io/introspect"
+    """Token introspection: the organization, the acting user and the scopes of a partner token."""
     secret_key: SecretStr | None = None
     """Fernet key (urlsafe base64, 32 bytes) that encrypts stored client secrets. Required outside the demo."""
     embedded_dir: str = ".ghexport"
@@ -196,6 +233,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     resume: ResumeSettings = Field(default_factory=ResumeSettings)
+    partner: PartnerSettings = Field(default_factory=PartnerSettings)
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that rebuild these settings in another process (a worker subprocess).

@@ -27,6 +27,8 @@ from sqlalchemy.engine import Engine
 
 from shared.connections.service import load_connection
 from shared.errors import (
+    NEEDS_REAUTH_CAUSE,
+    REAUTH_EXPIRED_CAUSE,
     AmbiguousMatchError,
     CircuitOpenError,
     ConnectionNotFoundError,
@@ -34,6 +36,7 @@ from shared.errors import (
     LeaseLostError,
     PermanentError,
     RateLimitedError,
+    ReauthRequiredError,
     RetryableError,
     UnavailableError,
 )
@@ -45,7 +48,7 @@ from shared.profiles.model import Profile, describe_errors
 from shared.profiles.report import LeftOut, Reason
 from shared.resources import Resources, translate_error
 from shared.settings import Settings
-from shared.store import people, repo
+from shared.store import grants, people, repo
 from shared.store.models import ACTIVE_STATUSES, DuplicatePolicy, ItemStatus, TargetKind, aware, utcnow
 from shared.store.progress import RecordOrigin
 from shared.store.records import BatchRecord, ConnectionRecord, ItemRecord
@@ -60,6 +63,8 @@ CREATED_AT_MARGIN = timedelta(minutes=1)
 """Records created this long before a lost create's send (clock skew) or after its timeout are considered."""
 READBACK_MEMORY = timedelta(hours=6)
 """Read-back delays measured longer ago no longer size the wait for an unknown create."""
+CONSENT_POLL_S = 60.0
+"""Without the pacer (no shared limiter), how often an item waiting for a new consent looks again."""
 
 
 @dataclass
@@ -187,14 +192,16 @@ class _Export:
             return run.finish(ItemStatus.SKIPPED, error=str(exc), error_cause="duplicate_in_greenhouse")
         except _ParkError as exc:
             return self.park(exc.step, str(exc))
+        except ReauthRequiredError as exc:  # the customer must consent again: wait, neither fail nor spend
+            return self.wait_for_consent(conn, str(exc))
         except RateLimitedError as exc:
-            return self.wait_for_credential(conn.client_id, exc.cause, str(exc), exc.retry_after_s)
+            return self.wait_for_credential(conn.limit_key, exc.cause, str(exc), exc.retry_after_s)
         except CircuitOpenError as exc:  # Greenhouse fails for this credential: nothing was sent
-            return self.wait_for_credential(conn.client_id, exc.cause, str(exc), exc.retry_after_s)
+            return self.wait_for_credential(conn.limit_key, exc.cause, str(exc), exc.retry_after_s)
         except RetryableError as exc:
-            if self.d.res.breaker.state(conn.client_id).state != "closed":
-                # an outage, not this item's fault: its attempt is not spent
-                return self.wait_for_credential(conn.client_id, exc.cause, str(exc), self.cfg.retry_backoff_s)
+            if self.d.res.breaker.state(conn.limit_key).state != "closed":
+                # an outage (the credential's circuit, or its write circuit): not this item's fault, no attempt spent
+                return self.wait_for_credential(conn.limit_key, exc.cause, str(exc), self.cfg.retry_backoff_s)
             return run.retry(run.backoff_s(), exc.cause, str(exc), counts=True)
         except PermanentError as exc:
             return run.fail(exc.cause, str(exc))
@@ -235,7 +242,7 @@ class _Export:
         limiter = self.d.res.limiter
         if self.item.greenhouse_candidate_id is None or self.item.greenhouse_application_id is None:
             core = len(mapped.emails) + 1 + (self.item.greenhouse_candidate_id is not None)  # lookups, create, app
-            step = self.admitted(_Step(conn.client_id, core, enrichment=False))
+            step = self.admitted(_Step(conn.limit_key, core, enrichment=False))
             with limiter.credit(step.key, step.cost):
                 if self.item.greenhouse_candidate_id is None:
                     self.resolve_candidate(batch, conn, mapped, reader, writer)
@@ -245,7 +252,7 @@ class _Export:
         if cost == 0:  # nothing left to send: no budget to wait for
             self.add_parts(conn, batch, profile, mapped, fields, reader, writer)
             return
-        step = self.admitted(_Step(conn.client_id, cost, enrichment=True))
+        step = self.admitted(_Step(conn.limit_key, cost, enrichment=True))
         with limiter.credit(step.key, step.cost):
             self.add_parts(conn, batch, profile, mapped, fields, reader, writer)
 
@@ -256,6 +263,25 @@ class _Export:
             step = self.step or _Step(key, 1, enrichment=self.item.greenhouse_candidate_id is not None)
             return self.park(step, f"{cause}: {message}")
         return self.run.retry(wait_s + self.d.jitter(0.0, 1.0), cause, message, counts=False)
+
+    def wait_for_consent(self, conn: ConnectionRecord, message: str) -> Outcome:
+        """The connection's consent is gone: the item waits (attempt refunded, cause ``needs_reauth``), parked
+        behind its held credential, until ``connect --partner`` restores it; past the grace period it fails."""
+        stored = grants.load_tokens(self.d.engine, conn.id)
+        since = stored.grant.since if stored is not None else None
+        grace_s = self.d.settings.partner.reauth_grace_s
+        if since is not None and (utcnow() - aware(since)).total_seconds() > grace_s:
+            days = grace_s / 86400
+            return self.run.fail(
+                REAUTH_EXPIRED_CAUSE, f"{message}; the consent stayed gone longer than the grace period ({days:g} days)"
+            )
+        if self.d.res.limiter.paces:  # held: the pacer releases it once the consent is back
+            self.d.res.holds.hold(conn.limit_key, f"needs_reauth: {message}")
+            step = self.step or _Step(conn.limit_key, 1, enrichment=self.item.greenhouse_candidate_id is not None)
+            outcome = self.run.park(message, cause=NEEDS_REAUTH_CAUSE)
+            self.d.res.limiter.park(step.key, self.run.item_id, step.cost, enrichment=step.enrichment)
+            return outcome
+        return self.run.retry(CONSENT_POLL_S, NEEDS_REAUTH_CAUSE, message, counts=False)
 
     def admitted(self, step: _Step) -> _Step:
         """``step`` with its requests reserved: the pacer's credit, else an admission now; else park."""

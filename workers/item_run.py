@@ -154,10 +154,14 @@ class ItemRun:
         )
         return RetryLater(countdown_s, message, cause, ids=self.ids)
 
-    def park(self, reason: str) -> Parked:
+    def park(self, reason: str, *, cause: str | None = None) -> Parked:
         """Give the item back (``queued``, attempt refunded) to wait for its credential's budget; the caller
-        then parks it in the credential's queue (after this, so the pacer never finds it still ``sending``)."""
-        repo.release_item(self.engine, self.item_id, self.owner, counts=False, **self._notes())
+        then parks it in the credential's queue (after this, so the pacer never finds it still ``sending``).
+        With ``cause``, the item shows why it waits (``needs_reauth``: ``reason`` as its error)."""
+        notes = self._notes()
+        if cause is not None:
+            notes.update(error=reason[:2000], error_cause=cause)
+        repo.release_item(self.engine, self.item_id, self.owner, counts=False, **notes)
         return Parked(reason, ids=self.ids)
 
     def backoff_s(self) -> float:

@@ -17,6 +17,7 @@ from shared.harvest.limiter import RedisRateLimiter
 from shared.queue.pacing import Pacer
 from shared.resources import Resources
 from shared.settings import Settings
+from workers.consent import ConsentTurn
 from workers.export import ExportDeps
 from workers.liveness import Heartbeat
 from workers.maintenance import Maintenance
@@ -75,8 +76,8 @@ class WorkerRuntime:
 
 class MaintenanceRuntime:
     """The main process of one ``ghexport worker``: its pacer releases parked items to the broker, and it
-    takes its turn at recovery and read-back (:mod:`workers.maintenance`) and at sync confirmation
-    (:mod:`workers.sync`).
+    takes its turn at recovery and read-back (:mod:`workers.maintenance`), at sync confirmation
+    (:mod:`workers.sync`) and at looking after partner consents (:mod:`workers.consent`).
 
     The pacer has nothing to do when the shared limiter is disabled (items are published at once, never
     parked); recovery always runs.
@@ -88,6 +89,7 @@ class MaintenanceRuntime:
         self._pacer: Pacer | None = None
         self._maintenance: Maintenance | None = None
         self._sync: SyncConfirmation | None = None
+        self._consent: ConsentTurn | None = None
 
     def start(self) -> None:
         """Start the pacer (with the shared limiter) and the maintenance thread (idempotent)."""
@@ -96,7 +98,9 @@ class MaintenanceRuntime:
         res = self._res = Resources(self.settings, patient=False)
         limiter = res.limiter
         if isinstance(limiter, RedisRateLimiter):
-            self._pacer = Pacer(res.celery, res.engine, limiter, self.settings.limiter.pacer_interval_s, res.breaker)
+            self._pacer = Pacer(
+                res.celery, res.engine, limiter, self.settings.limiter.pacer_interval_s, res.breaker, res.holds
+            )
             self._pacer.start()
         owner = worker_owner()
         self._maintenance = Maintenance(res, owner, res.broker_redis)
@@ -104,12 +108,14 @@ class MaintenanceRuntime:
         if self.settings.sync.enabled:
             self._sync = SyncConfirmation(res, owner)
             self._sync.start()
+        self._consent = ConsentTurn(res, owner)
+        self._consent.start()
 
     def stop(self) -> None:
         """Stop the threads and close their resources (safe before :meth:`start` and twice)."""
-        for thread in (self._pacer, self._maintenance, self._sync):
+        for thread in (self._pacer, self._maintenance, self._sync, self._consent):
             if thread is not None:
                 thread.stop()
         if self._res is not None:
             self._res.close()
-        self._pacer, self._maintenance, self._sync, self._res = None, None, None, None
+        self._pacer, self._maintenance, self._sync, self._consent, self._res = None, None, None, None, None

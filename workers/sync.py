@@ -107,16 +107,16 @@ class Confirmation:
                 continue
         return found
 
-    def _credential_busy(self, client_id: str, connections: dict[int, ConnectionRecord]) -> bool:
-        """Whether exports of the credential wait or run now (they come first)."""
+    def _credential_busy(self, key: str, connections: dict[int, ConnectionRecord]) -> bool:
+        """Whether exports of the credential (its limit key) wait or run now (they come first)."""
         busy = store_sync.exporting_connections(self.res.engine)
         connections.update(self._connections(busy - set(connections)))
-        return any(connections[i].client_id == client_id for i in busy if i in connections)
+        return any(connections[i].limit_key == key for i in busy if i in connections)
 
-    def _budget(self, client_id: str) -> int:
+    def _budget(self, key: str) -> int:
         limiter = self.res.limiter
         if isinstance(limiter, RedisRateLimiter):
-            limit = limiter.learned(client_id).limit
+            limit = limiter.learned(key).limit
         else:
             limit = self.res.settings.limiter.requests
         return max(REQUESTS_PER_CHUNK, int(limit * self.cfg.budget_share))
@@ -125,10 +125,10 @@ class Confirmation:
         self, conn: ConnectionRecord, items: Sequence[store_sync.DueItem], connections: dict[int, ConnectionRecord]
     ) -> None:
         reader = self.res.harvest_for(conn)
-        budget = self._budget(conn.client_id)
+        budget = self._budget(conn.limit_key)
         for start in range(0, len(items), READ_CHUNK):
             chunk = items[start : start + READ_CHUNK]
-            if budget < REQUESTS_PER_CHUNK or self._credential_busy(conn.client_id, connections):
+            if budget < REQUESTS_PER_CHUNK or self._credential_busy(conn.limit_key, connections):
                 self.report.deferred += len(items) - start
                 return
             records = {r.id: r for r in store_sync.load_items(self.res.engine, [d.item_id for d in chunk])}

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Unpack, cast
 
 import sqlalchemy as sa
@@ -25,15 +26,25 @@ from shared.connections import checks
 from shared.connections.crypto import decrypt_secret, encrypt_secret
 from shared.connections.lookups import Lookups
 from shared.connections.targets import check_job_open, check_target
-from shared.errors import ConnectionNotFoundError, UserError
+from shared.errors import ConfigurationError, ConnectionNotFoundError, UserError
 from shared.harvest.auth import Credential
 from shared.harvest.client import HarvestClient
 from shared.harvest.models import Source, User
+from shared.harvest.partner import AccessTokens
 from shared.harvest.transport import TransportOptions
 from shared.profiles.fields import FieldSettings
 from shared.settings import Settings
-from shared.store.models import ACTIVE_STATUSES, Connection, DuplicatePolicy, Item, ItemStatus, utcnow
-from shared.store.records import ConnectionRecord
+from shared.store.grants import upsert_grant, wipe_tokens
+from shared.store.models import (
+    ACTIVE_STATUSES,
+    Connection,
+    ConnectionKind,
+    DuplicatePolicy,
+    Item,
+    ItemStatus,
+    utcnow,
+)
+from shared.store.records import ConnectionRecord, GrantRecord
 
 __all__ = [
     "CONNECTION_REMOVED",
@@ -106,7 +117,7 @@ def connect(
     name, client_id, user_email = name.strip(), client_id.strip(), user_email.strip()
     if not name or not client_id or not user_email or not client_secret.get_secret_value():
         raise UserError("connect needs --name, --client-id, --client-secret and --user-email (none empty)")
-    policy = _duplicate_policy(duplicate_policy)
+    policy = duplicate_policy_of(duplicate_policy)
     if verify is not None and verify != "prospect" and prospects_only:
         raise UserError("--verify-job cannot be used with --prospects-only; use --verify-prospect")
     encrypted = encrypt_secret(client_secret, settings.secret_key)  # fails before any network call
@@ -115,49 +126,93 @@ def connect(
     log.info("connect %s: checking credential %s", name, client_id)
     try:
         checks.check_credential(reader)
-        scopes = checks.check_scopes(reader)
-        user = checks.find_user(reader, user_email)
-        source = checks.find_source(reader, source_name)
-        candidate_id = None
-        if verify is not None:
-            if verify != "prospect":
-                check_job_open(int(verify), Lookups(reader, 0, None, 0))
-            candidate_id = checks.verify_export(
-                reader,
-                target=verify,
-                user=user,
-                source=source,
-                wait_s=readback_wait_s,
-                poll_s=readback_poll_s,
-                sleep=sleep,
-                clock=clock,
-            )
+        checked = run_checks(
+            reader,
+            user_email=user_email,
+            source_name=source_name,
+            verify=verify,
+            readback_wait_s=readback_wait_s,
+            readback_poll_s=readback_poll_s,
+            sleep=sleep,
+            clock=clock,
+        )
     finally:
         reader.close()
-    conn, created = _save(
+    conn, created = save_connection(
         engine,
         name=name,
         client_id=client_id,
         encrypted=encrypted,
         user_email=user_email,
-        user=user,
-        source=source,
+        user=checked.user,
+        source=checked.source,
         prospects_only=prospects_only,
         enable_pools=enable_pools,
         duplicate_policy=policy,
-        scopes=scopes,
+        scopes=checked.scopes,
         fields=fields,
     )
-    messages = [f"{'connected' if created else 'updated connection'} {name} as {user_email} (id {user.id})"]
-    if candidate_id is not None:
-        messages.append(f"All good: test candidate exported with Greenhouse id {candidate_id}")
-    log.info("connect %s: stored (user id %s, source id %s)", name, user.id, source.id)
-    return ConnectResult(conn, user, source, created, candidate_id, messages)
+    log.info("connect %s: stored (user id %s, source id %s)", name, checked.user.id, checked.source.id)
+    return checked.result(conn, created, user_email)
 
 
-def _save(
+@dataclass(frozen=True)
+class Checked:
+    """What the connect checks found: granted scopes, the acting user, the source, the test candidate."""
+
+    scopes: list[str]
+    user: User
+    source: Source
+    verified_candidate_id: int | None
+
+    def result(self, conn: ConnectionRecord, created: bool, user_email: str) -> ConnectResult:
+        """The :class:`ConnectResult` of a connection stored after these checks."""
+        messages = [
+            f"{'connected' if created else 'updated connection'} {conn.name} as {user_email} (id {self.user.id})"
+        ]
+        if self.verified_candidate_id is not None:
+            messages.append(f"All good: test candidate exported with Greenhouse id {self.verified_candidate_id}")
+        return ConnectResult(conn, self.user, self.source, created, self.verified_candidate_id, messages)
+
+
+def run_checks(
+    reader: HarvestClient,
+    *,
+    user_email: str,
+    source_name: str,
+    verify: Literal["prospect"] | int | None,
+    readback_wait_s: float = DEFAULT_READBACK_WAIT_S,
+    readback_poll_s: float = checks.READBACK_POLL_S,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Checked:
+    """The checks every connect runs once it can call Greenhouse (custom or partner): every required scope
+    (all missing ones named), the user whose email is exactly ``user_email``, the source, and on request
+    (``verify``) one test candidate exported as that user and read back."""
+    scopes = checks.check_scopes(reader)
+    user = checks.find_user(reader, user_email)
+    source = checks.find_source(reader, source_name)
+    candidate_id = None
+    if verify is not None:
+        if verify != "prospect":
+            check_job_open(int(verify), Lookups(reader, 0, None, 0))
+        candidate_id = checks.verify_export(
+            reader,
+            target=verify,
+            user=user,
+            source=source,
+            wait_s=readback_wait_s,
+            poll_s=readback_poll_s,
+            sleep=sleep,
+            clock=clock,
+        )
+    return Checked(scopes, user, source, candidate_id)
+
+
+def save_connection(
     engine: Engine,
     *,
+    partner: PartnerGrant | None = None,
     name: str,
     client_id: str,
     encrypted: str,
@@ -170,7 +225,8 @@ def _save(
     scopes: list[str],
     fields: FieldSettings | None,
 ) -> tuple[ConnectionRecord, bool]:
-    """Insert connection ``name``, or update it in place (secret rotation) and clear ``removed_at``."""
+    """Insert connection ``name``, or update it in place (secret rotation) and clear ``removed_at``; a
+    ``partner`` connection's organization and grant (its tokens) are stored in the same transaction."""
     with Session(engine) as session:
         conn = session.exec(select(Connection).where(Connection.name == name)).first()
         created = conn is None
@@ -195,15 +251,45 @@ def _save(
         conn.scopes = scopes
         if fields is not None:
             conn.fields = fields.to_stored()
+        conn.kind = ConnectionKind.PARTNER if partner is not None else ConnectionKind.CUSTOM
+        conn.organization_id = partner.organization_id if partner is not None else None
+        conn.organization_name = partner.organization_name if partner is not None else None
         conn.updated_at = utcnow()
         conn.removed_at = None
         session.add(conn)
+        session.flush()
+        if partner is not None:
+            assert conn.id is not None
+            upsert_grant(
+                session,
+                conn.id,
+                sub=partner.sub,
+                user_role=partner.user_role,
+                scopes=partner.scopes,
+                refresh_token_encrypted=partner.refresh_token_encrypted,
+                access_token_encrypted=partner.access_token_encrypted,
+                access_expires_at=partner.access_expires_at,
+            )
         session.commit()
         session.refresh(conn)
         return ConnectionRecord.from_row(conn), created
 
 
-def _duplicate_policy(value: DuplicatePolicy | str) -> DuplicatePolicy:
+@dataclass(frozen=True)
+class PartnerGrant:
+    """What a partner consent adds to a stored connection: the organization, who acts, the tokens (encrypted)."""
+
+    organization_id: int
+    organization_name: str | None
+    sub: int | None
+    user_role: str | None
+    scopes: list[str]
+    refresh_token_encrypted: str
+    access_token_encrypted: str
+    access_expires_at: datetime
+
+
+def duplicate_policy_of(value: DuplicatePolicy | str) -> DuplicatePolicy:
     """``value`` as a policy; :class:`UserError` naming the valid ones when it is none of them."""
     try:
         return DuplicatePolicy(value)
@@ -273,19 +359,32 @@ def load_connection(engine: Engine, connection_id: int) -> ConnectionRecord:
 def credential_for(conn: ConnectionRecord, settings: Settings) -> Credential:
     """The decrypted credential of ``conn``; :class:`ConfigurationError` when the key is missing or wrong."""
     secret = decrypt_secret(conn.client_secret_encrypted, settings.secret_key, connection=conn.name)
-    return Credential(client_id=conn.client_id, client_secret=secret)
+    return Credential(
+        client_id=conn.client_id,
+        client_secret=secret,
+        organization_id=conn.organization_id if conn.is_partner else None,
+    )
 
 
-def reader_for(conn: ConnectionRecord, settings: Settings, **client_kw: Unpack[TransportOptions]) -> HarvestClient:
+def reader_for(
+    conn: ConnectionRecord,
+    settings: Settings,
+    *,
+    tokens: AccessTokens | None = None,
+    **client_kw: Unpack[TransportOptions],
+) -> HarvestClient:
     """A :class:`HarvestClient` for ``conn`` without ``sub`` (lists need the service account); use
     ``.with_sub(conn.user_id)`` for writes. ``client_kw`` goes to the client (``http_client``, ``limiter``,
     ``breaker``, ``patient``...: :meth:`shared.resources.Resources.harvest_options`)."""
-    return HarvestClient(settings, credential_for(conn, settings), **client_kw)
+    if conn.is_partner and tokens is None:
+        raise ConfigurationError(f"connection {conn.name} is a partner connection: its client needs the token keeper")
+    return HarvestClient(settings, credential_for(conn, settings), tokens=tokens, **client_kw)
 
 
 def disconnect(engine: Engine, name: str) -> int:
-    """Remove connection ``name`` (soft): wipe its secret, set ``removed_at``, and fail its ``queued`` /
-    ``sending`` items with "connection removed". Returns how many items were failed."""
+    """Remove connection ``name`` (soft): wipe its secret (and a partner connection's tokens), set
+    ``removed_at``, and fail its ``queued`` / ``sending`` items with "connection removed". Returns how many
+    items were failed."""
     now = utcnow()
     with Session(engine) as session:
         conn = session.exec(select(Connection).where(Connection.name == name)).first()
@@ -311,6 +410,8 @@ def disconnect(engine: Engine, name: str) -> int:
             ),
         )
         conn.client_secret_encrypted = ""
+        if conn.id is not None:
+            wipe_tokens(session, conn.id)
         conn.removed_at = now
         conn.updated_at = now
         session.add(conn)
@@ -320,11 +421,31 @@ def disconnect(engine: Engine, name: str) -> int:
     return failed
 
 
-def connection_summary(conn: ConnectionRecord) -> dict[str, Any]:
-    """A JSON-ready description of ``conn`` for operators; never the secret."""
+def connection_summary(conn: ConnectionRecord, grant: GrantRecord | None = None) -> dict[str, Any]:
+    """A JSON-ready description of ``conn`` for operators; never the secret nor a token.
+
+    ``state`` is ``connected`` for a custom connection and for a partner one whose grant Greenhouse still
+    honours, ``needs_reauth`` (with ``state_reason`` and ``state_since``) when its consent is gone, and
+    ``removed`` for a removed connection."""
+    state, reason, since = "connected", None, None
+    if grant is not None:
+        state, reason = grant.state.value, grant.reason
+        since = grant.since.isoformat() if grant.since else None
+    if conn.removed_at is not None:
+        state = "removed"
     return {
         "id": conn.id,
         "name": conn.name,
+        "kind": conn.kind.value,
+        "state": state,
+        "state_reason": reason if state == "needs_reauth" else None,
+        "state_since": since,
+        "organization": (
+            {"id": conn.organization_id, "name": conn.organization_name} if conn.organization_id is not None else None
+        ),
+        "acting_as": (
+            {"user_id": grant.sub, "role": grant.user_role} if grant is not None and grant.sub is not None else None
+        ),
         "client_id": conn.client_id,
         "user_email": conn.user_email,
         "user_id": conn.user_id,

@@ -25,10 +25,20 @@ DEFAULT_TOKEN_LIFETIME_S = 3600.0
 
 
 class Credential(BaseModel):
-    """A Harvest v3 (OAuth) client id and secret; the secret never appears in repr or logs."""
+    """A Harvest v3 (OAuth) client id and secret; the secret never appears in repr or logs.
+
+    ``organization_id`` is set for a partner client acting for one customer organization: Greenhouse counts
+    the rate limit per customer account, and one partner client id serves every customer, so :attr:`key`
+    (the key of the limiter, the learned window and the circuit breaker) is the organization's."""
 
     client_id: str
     client_secret: SecretStr
+    organization_id: int | None = None
+
+    @property
+    def key(self) -> str:
+        """``client_id`` for a custom credential, ``client_id@organization_id`` for a partner's customer."""
+        return self.client_id if self.organization_id is None else f"{self.client_id}@{self.organization_id}"
 
 
 class TokenCache:

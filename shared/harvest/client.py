@@ -2,7 +2,7 @@
 
 Typed methods over :class:`shared.harvest.transport.HarvestTransport` (auth, shared limiter, quick retries
 of safe calls, pagination). Every Harvest path the exporter uses is a constant here, with its evidence tag
-from ``../shared/reference/harvest-api.md``: a correction is one edit.
+from ``docs/harvest.md``: a correction is one edit.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from shared.harvest.models import (
 )
 from shared.harvest.transport import HarvestTransport, chunk_ids
 
-# --- every Harvest path, in one place (evidence tags from ../shared/reference/harvest-api.md) ---------
+# --- every Harvest path, in one place (evidence tags from docs/harvest.md) ---------
 CANDIDATES = "/v3/candidates"  # POST create, GET ?email= / ?ids= [3P SVMCP, OGMCP live]
 APPLICATIONS = "/v3/applications"  # [P WMIG]; list filters candidate_ids, job_ids [3P]
 EDUCATIONS = "/v3/candidate_educations"  # [3P SVMCP, AIRBYTE]
@@ -62,7 +62,7 @@ CUSTOM_FIELD_OPTIONS = "/v3/custom_field_options"  # ?custom_field_key=degree|di
 
 # created_at range on GET /v3/candidates: ONE parameter of operator|timestamp pairs joined by `|`,
 # `created_at=gte|<ts>` or `created_at=gte|<ts>|lte|<ts>` (operators gte, lte, gt, lt) [P list-endpoints guide;
-# 3P AIRBYTE; harvest-api.md section 3, settled 2026-12-07]. The bracket form `created_at[gte]=` is not a v3
+# 3P AIRBYTE; docs/harvest.md section 5, settled 2026-12-07]. The bracket form `created_at[gte]=` is not a v3
 # parameter (unknown parameters are a 422), nor are v1-style `created_after` / `created_before`; never send
 # `created_at` and `updated_at` in one request. A 200 does not prove the filter was applied [3P OGMCP], so
 # list_candidates_created re-filters what comes back.
@@ -74,7 +74,7 @@ def _created_at_range(low: str, high: str | None = None) -> str:
     return f"gte|{low}" if high is None else f"gte|{low}|lte|{high}"
 
 
-# Whether POST /v3/attachments takes `content_type` is unknown [?] (harvest-api.md sections 6.3 and 10): v1
+# Whether POST /v3/attachments takes `content_type` is unknown [?] (docs/harvest.md, attachments and section 10): v1
 # required it with base64 content [P G11]; the v3 page shows no such member, and v3 refuses unknown members.
 # So it is learned from the answers: sent without it, and on a 422 that names `content_type` (missing, or not
 # allowed) the upload goes again once the other way; the answer is kept per Harvest URL and credential for

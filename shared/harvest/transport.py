@@ -1,9 +1,11 @@
 """The transport under :class:`shared.harvest.client.HarvestClient`: auth, breaker, limiter, retries, pagination.
 
-Every request (key = client id): the credential's circuit breaker is asked first (an open circuit raises
-:class:`CircuitOpenError` and spends no budget), then the shared limiter; the budget headers are fed back
+Every request (key = :attr:`Credential.key`: the client id, or a partner's customer organization): the
+credential's circuit breaker is asked first (an open circuit raises :class:`CircuitOpenError` and spends no
+budget), then the shared limiter; the budget headers are fed back
 after each response and the outcome is told to the breaker (a 5xx, a timeout or a failed connection, the
-token endpoint's included, is a failure; any other answer a success). Transport failures become
+token endpoint's included, is a failure; any other answer a success; a write also asks and tells the
+credential's write circuit). Transport failures become
 :class:`HarvestTimeoutError` / :class:`HarvestConnectionError`, with ``sent=False`` when no connection was
 established (the request never left). Writes are sent exactly once per call (an unknown create outcome is
 reconciled by the caller, never re-sent here). Lists follow ``Link: rel="next"`` exactly [P PAGE]: filters
@@ -52,9 +54,11 @@ from shared.errors import (
 from shared.harvest.auth import Credential, OAuth2ClientCredentials, TokenCache
 from shared.harvest.breaker import CircuitBreaker, NullCircuitBreaker
 from shared.harvest.limiter import NullRateLimiter, RateGate, Ticket
+from shared.harvest.partner import AccessTokens, PartnerAuth
 from shared.harvest.ratelimit import (
     QUICK_RETRY_ERRORS,
     REPORT_WAIT_S,
+    SAFE_METHODS,
     OnWait,
     RateLimitInfo,
     describe_retry,
@@ -190,6 +194,7 @@ class HarvestTransport:
         breaker: CircuitBreaker | None = None,
         patient: bool = False,
         on_wait: OnWait | None = None,
+        tokens: AccessTokens | None = None,
         sleep: Callable[[float], None] = time.sleep,
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
@@ -212,7 +217,7 @@ class HarvestTransport:
             timeout=httpx.Timeout(h.timeout_s, connect=h.connect_timeout_s),
             headers={"User-Agent": h.user_agent},
         )
-        self._auth = OAuth2ClientCredentials(
+        self._client_auth = OAuth2ClientCredentials(
             credential,
             settings.harvest_token_url,
             sub=sub,
@@ -221,6 +226,8 @@ class HarvestTransport:
             clock=clock,
             wall=wall,
         )
+        self._partner_auth = PartnerAuth(tokens) if tokens is not None else None
+        """A partner connection's tokens come from its keeper (consent, refresh); a custom one mints its own."""
         self._sleep = sleep
         self._wall = wall
         self._jitter = jitter
@@ -233,7 +240,11 @@ class HarvestTransport:
     @property
     def token_cache(self) -> TokenCache:
         """The token cache (shared with :meth:`with_sub` siblings)."""
-        return self._auth.cache
+        return self._client_auth.cache
+
+    @property
+    def _auth(self) -> httpx.Auth:
+        return self._partner_auth or self._client_auth
 
     @property
     def last_rate_limit(self) -> RateLimitInfo | None:
@@ -245,8 +256,8 @@ class HarvestTransport:
         Admin or none). Shares the HTTP client, token cache, limiter, breaker and retry policy; closing it
         closes nothing."""
         clone = copy.copy(self)
-        clone.sub = sub
-        clone._auth = self._auth.with_sub(sub)
+        clone.sub = sub if self._partner_auth is None else None  # a partner consent fixed who acts
+        clone._client_auth = self._client_auth.with_sub(sub)
         clone._owns_http = False
         return clone
 
@@ -282,7 +293,7 @@ class HarvestTransport:
         info = parse_rate_limit(response.headers, self._wall())
         if info is not None and response.status_code != 429:  # a 429 carries no budget, only a reset
             self._shared.last_rate_limit = info
-            self.limiter.observe(self.credential.client_id, ticket, info)
+            self.limiter.observe(self.credential.key, ticket, info)
 
     def _acquire(self, key: str) -> Ticket:
         if not self.patient:
@@ -291,26 +302,30 @@ class HarvestTransport:
 
     def _exchange(self, request: httpx.Request, method: str | None, path: str, *, mint: bool = False) -> httpx.Response:
         """Send ``request`` (through the auth flow, unless it is a ``mint`` itself) and tell the breaker
-        how Greenhouse answered: a 5xx, a timeout or a failed connection (a failed mint too) is a failure."""
-        key = self.credential.client_id
+        how Greenhouse answered: a 5xx, a timeout or a failed connection (a failed mint too) is a failure; a
+        write's own answer counts in the credential's write circuit too."""
+        key = self.credential.key
+        write = not mint and request.method not in SAFE_METHODS
         started = time.perf_counter()
         try:
             with metrics.in_flight():
                 response = self._http.send(request) if mint else self._http.send(request, auth=self._auth)
         except httpx.TransportError as exc:
-            self.breaker.record(key, False)
             error = self._map_transport(exc, method, path)
+            self.breaker.record(key, False, write=write and error.method is not None)
+            self.breaker.release(key)  # a write whose token mint failed was not sent: its probe is free
             if not mint and error.method is not None:  # the Harvest request itself failed, not a token mint
                 code = "timeout" if isinstance(error, HarvestTimeoutError) else "connection_error"
                 metrics.observe_request(request.method, request.url.path, code, time.perf_counter() - started)
             raise error from None
         except HarvestError as exc:  # raised by the auth flow: the token endpoint's answer
             self.breaker.record(key, not is_outage(exc))
+            self.breaker.release(key)  # the request itself was not sent
             raise
         except BaseException:
             self.breaker.release(key)
             raise
-        self.breaker.record(key, response.status_code < 500)
+        self.breaker.record(key, response.status_code < 500, write=write)
         if not mint:  # Harvest API requests only: a token mint is not one
             took = time.perf_counter() - started
             metrics.observe_request(request.method, request.url.path, response.status_code, took)
@@ -320,8 +335,8 @@ class HarvestTransport:
         self, method: str, url: str, params: dict[str, str] | None, body: JsonBody | None
     ) -> tuple[Ticket, httpx.Response]:
         path = urlsplit(url).path  # never the query: it may carry an email address
-        key = self.credential.client_id
-        self.breaker.before_send(key)  # first: an open circuit spends no budget
+        key = self.credential.key
+        self.breaker.before_send(key, write=method.upper() not in SAFE_METHODS)  # first: spends no budget
         try:
             ticket = self._acquire(key)
         except BaseException:
@@ -380,7 +395,7 @@ class HarvestTransport:
             ticket, response = self._send_once(method, url, params, body)
             error = error_for_response(response, method, urlsplit(url).path, now=self._wall())
             if isinstance(error, RateLimitedError):  # share the back-off with every worker of the credential
-                self.limiter.throttled(self.credential.client_id, ticket, error.retry_after_s)
+                self.limiter.throttled(self.credential.key, ticket, error.retry_after_s)
             if check and error is not None and response.status_code not in accept:
                 raise error
             return response
@@ -445,12 +460,17 @@ class HarvestTransport:
         raise UnexpectedResponseError(f"unexpected status {status}", status=status, method=method, path=path)
 
     def mint_token(self) -> None:
-        """Mint a fresh token now (credential check); raises AuthenticationError when refused."""
-        self._auth.cache.invalidate(self.credential.client_id, self.sub)
+        """Mint a fresh token now (credential check); raises AuthenticationError when refused. A partner
+        connection's keeper hands its current token instead (it raises ReauthRequiredError when gone)."""
+        if self._partner_auth is not None:
+            self._partner_auth.tokens.token()
+            return
+        auth = self._client_auth
+        auth.cache.invalidate(self.credential.client_id, self.sub)
         path = urlsplit(self.settings.harvest_token_url).path
 
         def mint() -> None:
-            self.breaker.before_send(self.credential.client_id)
-            self._auth.accept_token(self._exchange(self._auth.token_request(), None, path, mint=True))
+            self.breaker.before_send(self.credential.key)
+            auth.accept_token(self._exchange(auth.token_request(), None, path, mint=True))
 
         self._retrying("POST", safe=True)(mint)

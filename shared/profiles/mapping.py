@@ -96,7 +96,9 @@ class Target:
 
     ``kind="job"`` needs ``job_id``; ``kind="prospect"`` takes an optional ``job_id`` (a prospect for
     that job), ``pool_id`` and ``stage_id`` (a stage needs its pool). ``user_id`` is the exporting
-    Greenhouse user: the referrer on both kinds and the prospect owner for prospects.
+    Greenhouse user, matched by exact email: the referrer on both kinds, the recruiter of a job application and
+    the owner of a prospect. A partner connection acts as whoever consented (a service account), so these
+    members are what attributes the record to the recruiter.
     """
 
     kind: Literal["job", "prospect"]
@@ -119,7 +121,9 @@ class Target:
         referrer = Referrer(type="id", value=self.user_id) if self.user_id is not None else None
         if self.kind == "job":
             assert self.job_id is not None
-            return JobApplication(job_id=self.job_id, source_id=self.source_id, referrer=referrer)
+            return JobApplication(
+                job_id=self.job_id, source_id=self.source_id, referrer=referrer, recruiter_id=self.user_id
+            )
         return ProspectApplication(
             job_ids=[self.job_id] if self.job_id is not None else [],
             source_id=self.source_id,

@@ -22,13 +22,15 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from shared.harvest.breaker import CircuitBreaker
+from shared.harvest.holds import Holds
 from shared.harvest.limiter import RateGate, RedisRateLimiter, Released
 from shared.queue import names
 from shared.queue.messages import ExportItemMessage
 from shared.queue.periodic import Periodic
 from shared.queue.publishing import publish
 from shared.store import repo
-from shared.store.models import Connection, Item
+from shared.store.models import Connection, ConnectionKind, Item
+from shared.store.records import limit_key
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -57,19 +59,27 @@ def park(limiter: RedisRateLimiter, engine: Engine, item_ids: Sequence[int], *, 
     parked = 0
     for part in repo.chunks(item_ids, chunk):
         stmt = (
-            sa.select(col(Item.id), col(Connection.client_id), col(Item.profile), col(Item.greenhouse_candidate_id))
+            sa.select(
+                col(Item.id),
+                col(Connection.client_id),
+                col(Connection.kind),
+                col(Connection.organization_id),
+                col(Item.profile),
+                col(Item.greenhouse_candidate_id),
+            )
             .join(Connection, col(Connection.id) == col(Item.connection_id))
             .where(col(Item.id).in_(part))
         )
         with engine.connect() as conn:
             rows = conn.execute(stmt).all()
         groups: dict[tuple[str, bool], list[tuple[int, int]]] = {}
-        for item_id, client_id, profile, candidate_id in sorted(rows):
+        for item_id, client_id, kind, organization_id, profile, candidate_id in sorted(rows):
             has_record = candidate_id is not None  # its core step is done: the parts come next
             cost = parts_cost(profile) if has_record else core_cost(profile)
-            groups.setdefault((client_id, has_record), []).append((item_id, cost))
-        for (client_id, has_record), items in groups.items():
-            limiter.park_many(client_id, items, enrichment=has_record)
+            key = limit_key(client_id, organization_id if kind == ConnectionKind.PARTNER else None)
+            groups.setdefault((key, has_record), []).append((item_id, cost))
+        for (key, has_record), items in groups.items():
+            limiter.park_many(key, items, enrichment=has_record)
         parked += len(rows)
         repo.mark_published(engine, [r[0] for r in rows])
     return parked
@@ -90,15 +100,25 @@ def not_parked(limiter: RateGate, item_ids: Sequence[int]) -> list[int]:
     return [i for i in item_ids if i not in waiting]
 
 
-def release_due(app: Celery, engine: Engine, limiter: RedisRateLimiter, breaker: CircuitBreaker | None = None) -> int:
+def release_due(
+    app: Celery,
+    engine: Engine,
+    limiter: RedisRateLimiter,
+    breaker: CircuitBreaker | None = None,
+    holds: Holds | None = None,
+) -> int:
     """Publish every parked item whose credential has budget now, with its reserved cost as credit.
 
-    A credential whose circuit is open (Greenhouse failing) releases nothing; once its pause is over, one
-    item at a time, whose first request is the probe, until the circuit closes again.
+    A held credential (its partner consent is gone: :mod:`shared.harvest.holds`) releases nothing until a new
+    consent lifts the hold. A credential whose circuit is open (Greenhouse failing) releases nothing; once its
+    pause is over, one item at a time, whose first request is the probe, until the circuit closes again.
     """
     sent: list[int] = []
+    held = holds.held() if holds is not None else {}
     try:
         for key in limiter.parked_keys():
+            if key in held:
+                continue
             most = RELEASE_AT_ONCE
             if breaker is not None:
                 if breaker.blocked(key):
@@ -147,12 +167,14 @@ class Pacer(Periodic):
         limiter: RedisRateLimiter,
         interval_s: float,
         breaker: CircuitBreaker | None = None,
+        holds: Holds | None = None,
     ) -> None:
         super().__init__("pacer", interval_s, log)
         self.app = app
         self.engine = engine
         self.limiter = limiter
         self.breaker = breaker
+        self.holds = holds
 
     def tick(self) -> None:
-        release_due(self.app, self.engine, self.limiter, self.breaker)
+        release_due(self.app, self.engine, self.limiter, self.breaker, self.holds)

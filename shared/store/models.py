@@ -67,8 +67,26 @@ class DuplicatePolicy(StrEnum):
     SKIP = "skip"  # do not export; report the match
 
 
+class ConnectionKind(StrEnum):
+    """How a connection authenticates: a customer's own client-credentials credential, or as a partner
+    through the customer's OAuth consent (authorization-code grant)."""
+
+    CUSTOM = "custom"
+    PARTNER = "partner"
+
+
+class GrantState(StrEnum):
+    """Whether Greenhouse still honours a partner grant (``connections --json`` field ``state``)."""
+
+    CONNECTED = "connected"
+    NEEDS_REAUTH = "needs_reauth"
+
+
 class Connection(SQLModel, table=True):
-    """A Greenhouse connection: credential (secret encrypted at rest), acting user, source, capabilities."""
+    """A Greenhouse connection: credential (secret encrypted at rest), acting user, source, capabilities.
+
+    A partner connection (``kind`` ``partner``) belongs to one customer organization (from introspection);
+    its tokens live in :class:`Grant`."""
 
     __tablename__ = "connections"
 
@@ -87,6 +105,11 @@ class Connection(SQLModel, table=True):
     fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     """Which optional parts the connection sends (:class:`shared.profiles.fields.FieldSettings` as JSON;
     empty: every default)."""
+    kind: str = Field(default=ConnectionKind.CUSTOM, max_length=20)
+    organization_id: int | None = Field(default=None, sa_type=BigInteger)
+    """The customer's Greenhouse organization (partner connections: from introspection). The rate limit,
+    the learned window and the circuit breaker are keyed by it, never by the partner's shared client id."""
+    organization_name: str | None = Field(default=None, max_length=400)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     removed_at: datetime | None = None
@@ -214,3 +237,65 @@ class Person(SQLModel, table=True):
     greenhouse_candidate_id: int | None = Field(default=None, sa_type=BigInteger)
     owner_item_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Grant(SQLModel, table=True):
+    """A partner connection's OAuth authorization: its tokens (encrypted), who consented, and its state.
+
+    ``user_id`` None is the connection's own consent (a service account or the consenting user); a
+    recruiter's own authorization under the same connection would be a row with their user id. Tokens are
+    written only under the grant's cluster-wide refresh lock, and every refresh bumps ``generation``: a
+    write based on an older generation is refused, so a rotated refresh token is never overwritten.
+    """
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("connection_id", "user_id", name="uq_grants_connection_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    connection_id: int = Field(foreign_key="connections.id", index=True)
+    user_id: int | None = Field(default=None, sa_type=BigInteger)
+    sub: int | None = Field(default=None, sa_type=BigInteger)
+    """The Greenhouse user the tokens act as (introspection's ``sub``): the service account or the consenting user."""
+    user_role: str | None = Field(default=None, max_length=100)
+    granted_scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    refresh_token_encrypted: str = Field(default="", max_length=4000)
+    access_token_encrypted: str = Field(default="", max_length=8000)
+    access_expires_at: datetime | None = None
+    refreshed_at: datetime | None = None
+    """When the current tokens were issued (consent or the last refresh)."""
+    generation: int = 0
+    state: str = Field(default=GrantState.CONNECTED, max_length=20)
+    reason: str | None = Field(default=None, max_length=500)
+    """Why the grant needs a new consent (no secret, no candidate data)."""
+    since: datetime | None = None
+    """When the grant entered its current state."""
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def __repr__(self) -> str:  # never show the (encrypted) tokens
+        return f"Grant(id={self.id!r}, connection_id={self.connection_id!r}, state={self.state!r})"
+
+    __str__ = __repr__
+
+
+class ConsentRequest(SQLModel, table=True):
+    """A partner consent begun and not yet completed: what the connect asked for, found again by its
+    ``state`` (stored as a SHA-256 hash only), usable once and until ``expires_at``."""
+
+    __tablename__ = "consent_requests"
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    connection_name: str = Field(max_length=200)
+    client_id: str = Field(max_length=500)
+    client_secret_encrypted: str = Field(max_length=4000)
+    redirect_uri: str = Field(max_length=2000)
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """The connect's other options (user email, source, capabilities, field settings, verification)."""
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"ConsentRequest(connection_name={self.connection_name!r}, expires_at={self.expires_at!r})"
+
+    __str__ = __repr__

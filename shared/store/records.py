@@ -15,7 +15,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.store.models import Batch, Connection, DuplicatePolicy, Item, ItemStatus, Person, TargetKind
+from shared.store.models import (
+    Batch,
+    Connection,
+    ConnectionKind,
+    DuplicatePolicy,
+    Grant,
+    GrantState,
+    Item,
+    ItemStatus,
+    Person,
+    TargetKind,
+)
 from shared.store.progress import ItemProgress
 
 
@@ -41,6 +52,9 @@ class ConnectionRecord(_Record):
     scopes: list[str]
     fields: dict[str, Any] = Field(default_factory=dict)
     """Which optional parts the connection sends, as stored (read it with ``FieldSettings.from_stored``)."""
+    kind: ConnectionKind = ConnectionKind.CUSTOM
+    organization_id: int | None = None
+    organization_name: str | None = None
     created_at: datetime
     updated_at: datetime
     removed_at: datetime | None
@@ -50,10 +64,49 @@ class ConnectionRecord(_Record):
         """The record of a stored ``row``. Raises :class:`pydantic.ValidationError` when the row has no id."""
         return cls.model_validate(row)
 
+    @property
+    def is_partner(self) -> bool:
+        """Whether the connection authenticates through a partner consent."""
+        return self.kind is ConnectionKind.PARTNER
+
+    @property
+    def limit_key(self) -> str:
+        """The key of the connection's rate limit, learned window, circuit and parked items: the customer
+        account Greenhouse counts requests for. A custom credential is its customer's own (its client id);
+        a partner's client id serves every customer, so a partner connection is keyed by its organization."""
+        return limit_key(self.client_id, self.organization_id if self.is_partner else None)
+
     def __repr__(self) -> str:  # never show the (encrypted) secret
         return f"ConnectionRecord(id={self.id!r}, name={self.name!r}, user_id={self.user_id!r})"
 
     __str__ = __repr__
+
+
+def limit_key(client_id: str, organization_id: int | None) -> str:
+    """``client_id`` for a custom credential; ``client_id@organization_id`` for a partner connection."""
+    return client_id if organization_id is None else f"{client_id}@{organization_id}"
+
+
+class GrantRecord(_Record):
+    """A stored partner grant, without its tokens (read them through :mod:`shared.store.grants`)."""
+
+    id: int
+    connection_id: int
+    user_id: int | None
+    sub: int | None
+    user_role: str | None
+    granted_scopes: list[str]
+    access_expires_at: datetime | None
+    refreshed_at: datetime | None
+    generation: int
+    state: GrantState
+    reason: str | None
+    since: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Grant) -> GrantRecord:
+        """The record of a stored ``row``."""
+        return cls.model_validate(row, from_attributes=True)
 
 
 class BatchRecord(_Record):

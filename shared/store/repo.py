@@ -238,6 +238,47 @@ def renew_leases(engine: Engine, owner: str, item_ids: Sequence[int], lease_s: f
     return n
 
 
+def mark_queued_waiting(engine: Engine, connection_id: int, cause: str, error: str) -> int:
+    """Say why the ``queued`` items of a connection wait (``cause``, ``error``) on those not saying it yet,
+    attempts untouched; returns how many changed. For a partner connection whose consent is gone: its items
+    wait, parked behind the held credential, and status shows why."""
+    stmt = (
+        sa.update(Item)
+        .where(
+            col(Item.connection_id) == connection_id,
+            col(Item.status) == ItemStatus.QUEUED,
+            sa.or_(col(Item.error_cause).is_(None), col(Item.error_cause) != cause),
+        )
+        .values(error=error[:2000], error_cause=cause, updated_at=utcnow())
+    )
+    with engine.begin() as conn:
+        return int(conn.execute(stmt).rowcount or 0)
+
+
+def fail_queued_items(engine: Engine, connection_id: int, cause: str, error: str) -> list[int]:
+    """Fail every ``queued`` item of a connection (none is held by a worker) with ``cause``; their ids.
+
+    For the workers' periodic turn: the items of a connection whose consent stayed gone beyond the grace
+    period. An item a worker holds now fails by itself when its run meets the same condition."""
+    now = utcnow()
+    with engine.begin() as conn:
+        ids = [
+            int(i or 0)
+            for i in conn.execute(
+                sa.select(col(Item.id)).where(
+                    col(Item.connection_id) == connection_id, col(Item.status) == ItemStatus.QUEUED
+                )
+            ).scalars()
+        ]
+        for part in chunks(ids):
+            conn.execute(
+                sa.update(Item)
+                .where(col(Item.id).in_(part), col(Item.status) == ItemStatus.QUEUED)
+                .values(status=ItemStatus.FAILED, error=error[:2000], error_cause=cause, updated_at=now)
+            )
+    return ids
+
+
 # --- status and operator actions -----------------------------------------------------------------
 
 

@@ -71,7 +71,12 @@ def test_job_target_maps_every_field() -> None:
         "website_addresses": [{"value": "https://adaq.example.org", "type": "personal"}],
         "social_media_addresses": [{"value": "https://www.linkedin.com/in/ada-quinn-example"}],
         "custom_fields": [],
-        "application": {"job_id": 4012345, "source_id": 77, "referrer": {"type": "id", "value": 5550001}},
+        "application": {
+            "job_id": 4012345,
+            "source_id": 77,
+            "referrer": {"type": "id", "value": 5550001},
+            "recruiter_id": 5550001,
+        },
     }
     assert isinstance(m.application, JobApplication)
     assert m.application == m.create.application
