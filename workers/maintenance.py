@@ -15,8 +15,9 @@ import random
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from shared.connections.service import load_connection
+from shared.connections.service import list_connections, load_connection
 from shared.errors import ConnectionNotFoundError, HarvestError
+from shared.harvest.client import CANDIDATES
 from shared.queue import recovery
 from shared.queue.periodic import Periodic
 from shared.store import repo
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import redis
 
     from shared.resources import Resources
+    from shared.store.records import ConnectionRecord
 
 log = logging.getLogger("ghexport.recovery")
 
@@ -54,6 +56,33 @@ def probe_readback(res: Resources) -> int:
         repo.mark_visible(engine, items)
         seen_now += len(items)
     return seen_now
+
+
+class CircuitProbe:
+    """The pacer's probe of a paused credential (:data:`shared.queue.pacing.Probe`): ``POST /v3/candidates`` with
+    an empty body through one of the credential's connections. Greenhouse refuses it with a 422 (the connect
+    checks' scope probe, free of side effects) once it serves writes again; the answer, or the failure, is the
+    circuit's probe outcome. No item's create is ever sent into a failing Greenhouse as a probe."""
+
+    def __init__(self, res: Resources) -> None:
+        self.res = res
+        self._by_key: dict[str, ConnectionRecord] = {}
+
+    def _connection(self, key: str) -> ConnectionRecord | None:
+        if key not in self._by_key:
+            self._by_key = {c.limit_key: c for c in list_connections(self.res.engine)}
+        return self._by_key.get(key)
+
+    def __call__(self, key: str) -> bool:
+        conn = self._connection(key)
+        if conn is None:
+            return False
+        try:
+            status = self.res.harvest_for(conn).probe("POST", CANDIDATES)
+            log.debug("circuit probe of %s answered %s", key, status)
+        except HarvestError as exc:  # still failing, paused, or another process's probe is out
+            log.debug("circuit probe of %s: %s", key, exc)
+        return True
 
 
 class Maintenance(Periodic):

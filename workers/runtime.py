@@ -20,7 +20,7 @@ from shared.settings import Settings
 from workers.consent import ConsentTurn
 from workers.export import ExportDeps
 from workers.liveness import Heartbeat
-from workers.maintenance import Maintenance
+from workers.maintenance import CircuitProbe, Maintenance
 from workers.sync import SyncConfirmation
 
 
@@ -99,7 +99,13 @@ class MaintenanceRuntime:
         limiter = res.limiter
         if isinstance(limiter, RedisRateLimiter):
             self._pacer = Pacer(
-                res.celery, res.engine, limiter, self.settings.limiter.pacer_interval_s, res.breaker, res.holds
+                res.celery,
+                res.engine,
+                limiter,
+                self.settings.limiter.pacer_interval_s,
+                res.breaker,
+                res.holds,
+                CircuitProbe(res),
             )
             self._pacer.start()
         owner = worker_owner()

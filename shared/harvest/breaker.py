@@ -9,11 +9,17 @@ probe's answer is recorded. Any answer that is not a 5xx (2xx, 4xx, 429) closes 
 count; a failed probe opens it again with the pause doubled, up to ``max_open_s``. A probe whose answer is
 never recorded (its process died) does not hold the circuit: its token expires after ``probe_ttl_s``.
 
+Writes also have a circuit of their own per credential, counted and closed by writes alone: Greenhouse may
+fail every write while reads still answer, and each answered read would otherwise reset the count, so such
+an outage would never open anything. A write asks both circuits; its probe is a write. While only the write
+circuit is open, reads (lookups, read-backs, reconciliation) go on.
+
 State lives in Redis, one hash per credential (``ghx:cb:<client id>``: ``fails``, ``opened_at``,
 ``until``, ``pause``, ``probe``, ``probe_until``; times in Redis ``TIME`` milliseconds, so the hosts' clocks
-never meet), changed only by the atomic scripts below, plus the SET ``ghx:cb`` of credentials whose
-circuit is not closed (for :meth:`RedisCircuitBreaker.states`, an operator console's view). The probe is
-remembered per thread: the thread that was let through records its outcome, or releases it unsent.
+never meet), its write circuit the hash ``ghx:cb:<client id>:writes``, changed only by the atomic scripts
+below, plus the SET ``ghx:cb`` of circuits that are not closed (for :meth:`RedisCircuitBreaker.states`, an
+operator console's view). The probe is remembered per thread and circuit: the thread that was let through
+records its outcome, or releases it unsent.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ STATE_TTL_MS = 24 * 3600 * 1000
 """A credential nobody used for a day is forgotten (closed)."""
 PROBE_BUSY_MS = 1000
 """``retry_after_s`` (ms) given while another caller's probe is out."""
+WRITES = ":writes"
+"""A credential's write circuit is the circuit ``<client id><WRITES>`` (its hash, its member of the SET)."""
 
 _PRELUDE = LUA_HELPERS
 
@@ -148,6 +156,8 @@ class BreakerState:
     """The current pause (doubled after each failed probe, up to ``max_open_s``); 0 when closed."""
     probe_out: bool = False
     """A probe request is out and its answer not recorded yet."""
+    writes_only: bool = False
+    """Only the credential's writes are paused (its write circuit): its reads are answered."""
 
 
 CLOSED = BreakerState("closed", 0)
@@ -156,35 +166,35 @@ CLOSED = BreakerState("closed", 0)
 class CircuitBreaker(Protocol):
     """What the Harvest transport asks of the breaker, keyed by the credential's client id."""
 
-    def before_send(self, key: str) -> None:
+    def before_send(self, key: str, *, write: bool = False) -> None:
         """Return when a request may be sent now; raise :class:`CircuitOpenError` while the circuit is open
-        (or another caller's probe is out)."""
+        (or another caller's probe is out). A ``write`` asks the write circuit too."""
 
-    def record(self, key: str, ok: bool) -> None:
+    def record(self, key: str, ok: bool, *, write: bool = False) -> None:
         """The request let through by :meth:`before_send` got an answer that is not a 5xx (``ok``), or a 5xx,
-        a timeout or a connection failure (not ``ok``)."""
+        a timeout or a connection failure (not ``ok``); a ``write`` counts in the write circuit too."""
 
     def release(self, key: str) -> None:
         """The request let through by :meth:`before_send` was not sent after all (the limiter refused it):
         if it was the probe, another caller may probe at once."""
 
     def blocked(self, key: str) -> bool:
-        """True while the circuit is open and its pause not over, or a probe is out."""
+        """True while the circuit (or the write circuit) is open and its pause not over, or a probe is out."""
 
     def state(self, key: str) -> BreakerState:
-        """The circuit of ``key`` now."""
+        """The circuit of ``key`` now; while it is closed, its write circuit (``writes_only``)."""
 
     def states(self) -> dict[str, BreakerState]:
-        """Every credential whose circuit is not closed."""
+        """Every credential whose circuit or write circuit is not closed."""
 
 
 class NullCircuitBreaker:
     """Never opens (no Redis, breaker disabled, tests)."""
 
-    def before_send(self, key: str) -> None:
+    def before_send(self, key: str, *, write: bool = False) -> None:
         """Always lets the request through."""
 
-    def record(self, key: str, ok: bool) -> None:
+    def record(self, key: str, ok: bool, *, write: bool = False) -> None:
         """Forgets the outcome."""
 
     def release(self, key: str) -> None:
@@ -245,30 +255,47 @@ class RedisCircuitBreaker:
             self._probes.by_key = ids
         return ids
 
-    def before_send(self, key: str) -> None:
-        """Let the request through, as the probe when the pause is over; else raise :class:`CircuitOpenError`."""
+    def before_send(self, key: str, *, write: bool = False) -> None:
+        """Let the request through, as the probe when the pause is over; else raise :class:`CircuitOpenError`.
+        A ``write`` must pass the write circuit too (its probe is a write)."""
+        self._ask(key, key)
+        if write:
+            try:
+                self._ask(key + WRITES, key)
+            except CircuitOpenError:
+                self._give_back(key)  # not sent after all: the credential's probe, if it was one, is free
+                raise
+
+    def _ask(self, circuit: str, key: str) -> None:
         probe_id = uuid.uuid4().hex
         args: list[str | int] = [probe_id, max(1, int(self.probe_ttl_s * 1000)), PROBE_BUSY_MS]
-        wait_ms, is_probe, fails, probe_out = (int(v) for v in self._before(keys=[self._key(key)], args=args))
+        wait_ms, is_probe, fails, probe_out = (int(v) for v in self._before(keys=[self._key(circuit)], args=args))
         if wait_ms <= 0:
             if is_probe:
-                self._probe_ids()[key] = probe_id
-                log.debug("circuit of %s half open: one probe request goes to Greenhouse", key)
+                self._probe_ids()[circuit] = probe_id
+                log.debug("circuit %s half open: one probe request goes to Greenhouse", circuit)
             return
         wait_s = wait_ms / 1000.0
+        times, requests = ("writes", "writes") if circuit != key else ("times", "requests")
         if probe_out:
             what = f"a test request is checking whether it answers again; next try in {wait_s:.1f} s"
         else:
-            what = f"pausing its requests; next try in {wait_s:.1f} s"
+            what = f"pausing its {requests}; next try in {wait_s:.1f} s"
         raise CircuitOpenError(
-            f"Greenhouse failed {fails} times in a row for credential {key}: {what}",
+            f"Greenhouse failed {fails} {times} in a row for credential {key}: {what}",
             retry_after_s=wait_s,
             failures=fails,
         )
 
-    def record(self, key: str, ok: bool) -> None:
-        """Count a failure (opening the circuit at ``failures``), or close the circuit on an answer."""
-        probe_id = self._probe_ids().pop(key, "")
+    def record(self, key: str, ok: bool, *, write: bool = False) -> None:
+        """Count a failure (opening the circuit at ``failures``), or close the circuit on an answer; a
+        ``write`` counts in the write circuit too (only writes close it)."""
+        self._count(key, key, ok)
+        if write:
+            self._count(key + WRITES, key, ok)
+
+    def _count(self, circuit: str, key: str, ok: bool) -> None:
+        probe_id = self._probe_ids().pop(circuit, "")
         s = self.settings
         args: list[str | int] = [
             "1" if ok else "0",
@@ -276,35 +303,54 @@ class RedisCircuitBreaker:
             max(1, s.failures),
             max(1, int(s.open_s * 1000)),
             max(1, int(max(s.max_open_s, s.open_s) * 1000)),
-            key,
+            circuit,
         ]
-        change, fails, pause_ms = (int(v) for v in self._record(keys=[self._key(key), self.index_key], args=args))
+        change, fails, pause_ms = (int(v) for v in self._record(keys=[self._key(circuit), self.index_key], args=args))
+        name, times, requests = (
+            ("write circuit", "writes", "writes") if circuit != key else ("circuit", "times", "requests")
+        )
         if change == 1:
-            log.info("Greenhouse answers again for %s: circuit closed", key)
+            log.info("Greenhouse answers again for %s: %s closed", key, name)
         elif change == 2:
             log.warning(
-                "Greenhouse failed %d times in a row for %s: circuit open, requests paused for %.1f s",
+                "Greenhouse failed %d %s in a row for %s: %s open, %s paused for %.1f s",
                 fails,
+                times,
                 key,
+                name,
+                requests,
                 pause_ms / 1000,
             )
         elif change == 3:
-            log.debug("probe for %s failed: circuit open again for %.1f s", key, pause_ms / 1000)
+            log.debug("probe for %s failed: %s open again for %.1f s", key, name, pause_ms / 1000)
 
     def release(self, key: str) -> None:
-        """Give the probe back when the request let through was not sent."""
-        probe_id = self._probe_ids().pop(key, None)
+        """Give the probes back when the request let through was not sent."""
+        self._give_back(key)
+        self._give_back(key + WRITES)
+
+    def _give_back(self, circuit: str) -> None:
+        probe_id = self._probe_ids().pop(circuit, None)
         if probe_id is not None:
-            self._release(keys=[self._key(key)], args=[probe_id])
+            self._release(keys=[self._key(circuit)], args=[probe_id])
 
     def blocked(self, key: str) -> bool:
-        """True while the circuit is open and its pause not over, or a probe is out."""
-        state = self.state(key)
-        return state.state == "open" or state.probe_out
+        """True while the circuit or the write circuit is open and its pause not over, or a probe is out."""
+        return any(s.state == "open" or s.probe_out for s in (self._read_state(key), self._read_state(key + WRITES)))
 
     def state(self, key: str) -> BreakerState:
-        """The circuit of ``key`` now (read atomically with Redis ``TIME``)."""
-        raw = self._read(keys=[self._key(key)])
+        """The circuit of ``key`` now (read atomically with Redis ``TIME``); while it is closed, its write
+        circuit's (``writes_only``); both closed, the longer run of failures."""
+        main = self._read_state(key)
+        if main.state != "closed":
+            return main
+        writes = self._read_state(key + WRITES)
+        if writes.state != "closed":
+            return writes
+        return BreakerState("closed", max(main.failures, writes.failures))
+
+    def _read_state(self, circuit: str) -> BreakerState:
+        raw = self._read(keys=[self._key(circuit)])
         now = float(_text(raw[0])) / 1000
         fails, opened, until, pause, probe_until = (_opt(v) for v in raw[1:])
         if until is None:
@@ -316,23 +362,24 @@ class RedisCircuitBreaker:
             open_until=until / 1000,
             pause_s=(pause or 0) / 1000,
             probe_out=probe_until is not None and now < probe_until / 1000,
+            writes_only=circuit.endswith(WRITES),
         )
 
     def states(self) -> dict[str, BreakerState]:
-        """Every credential whose circuit is not closed (forgotten ones leave the index here)."""
+        """Every credential whose circuit or write circuit is not closed (forgotten ones leave the index)."""
         out: dict[str, BreakerState] = {}
         for member in sorted(_text(m) for m in self.redis.smembers(self.index_key)):
-            state = self.state(member)
-            if state.state == "closed":
+            if self._read_state(member).state == "closed":
                 self.redis.srem(self.index_key, member)
             else:
-                out[member] = state
+                key = member.removesuffix(WRITES)
+                out[key] = self.state(key)
         return out
 
     def reset(self, key: str) -> None:
-        """Close ``key``'s circuit and forget its failures (tests, operator tooling)."""
-        self.redis.delete(self._key(key))
-        self.redis.srem(self.index_key, key)
+        """Close ``key``'s circuits and forget their failures (tests, operator tooling)."""
+        self.redis.delete(self._key(key), self._key(key + WRITES))
+        self.redis.srem(self.index_key, key, key + WRITES)
 
 
 def make_breaker(

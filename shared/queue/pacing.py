@@ -15,7 +15,7 @@ With the limiter disabled there is nothing to pace: items are published at once,
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -100,18 +100,28 @@ def not_parked(limiter: RateGate, item_ids: Sequence[int]) -> list[int]:
     return [i for i in item_ids if i not in waiting]
 
 
+Probe = Callable[[str], bool]
+"""Sends one request that creates nothing through credential ``key`` (``POST /v3/candidates`` with ``{}``,
+which Greenhouse refuses with a 422 once it serves writes again) as the circuit's probe; False when it has no
+connection for the key (then an item's own request is the probe)."""
+
+
 def release_due(
     app: Celery,
     engine: Engine,
     limiter: RedisRateLimiter,
     breaker: CircuitBreaker | None = None,
     holds: Holds | None = None,
+    probe: Probe | None = None,
 ) -> int:
     """Publish every parked item whose credential has budget now, with its reserved cost as credit.
 
     A held credential (its partner consent is gone: :mod:`shared.harvest.holds`) releases nothing until a new
     consent lifts the hold. A credential whose circuit is open (Greenhouse failing) releases nothing; once its
-    pause is over, one item at a time, whose first request is the probe, until the circuit closes again.
+    pause is over, ``probe`` sends a request that creates nothing, and the items go on at once when it is
+    answered. An item's create is never the probe: a create failing then would have an unknown outcome, and
+    its item would wait for reconciliation long after Greenhouse's return. Without ``probe`` (or for a key no
+    connection has), one item at a time is released, whose first request is the probe.
     """
     sent: list[int] = []
     held = holds.held() if holds is not None else {}
@@ -124,7 +134,11 @@ def release_due(
                 if breaker.blocked(key):
                     continue
                 if breaker.state(key).state != "closed":
-                    most = 1
+                    if probe is not None and probe(key):
+                        if breaker.state(key).state != "closed":
+                            continue  # still failing (or another process's probe is out)
+                    else:
+                        most = 1
             released = limiter.release(key, most)
             if released:
                 sent += _send_released(app, limiter, key, released)
@@ -168,6 +182,7 @@ class Pacer(Periodic):
         interval_s: float,
         breaker: CircuitBreaker | None = None,
         holds: Holds | None = None,
+        probe: Probe | None = None,
     ) -> None:
         super().__init__("pacer", interval_s, log)
         self.app = app
@@ -175,6 +190,7 @@ class Pacer(Periodic):
         self.limiter = limiter
         self.breaker = breaker
         self.holds = holds
+        self.probe = probe
 
     def tick(self) -> None:
-        release_due(self.app, self.engine, self.limiter, self.breaker, self.holds)
+        release_due(self.app, self.engine, self.limiter, self.breaker, self.holds, self.probe)

@@ -206,11 +206,106 @@ def test_states_forgets_credentials_whose_state_is_gone(server: fakeredis.FakeSe
     assert breaker.states() == {}
 
 
+# --- the write circuit: writes failing while reads answer ---------------------------------------------
+
+
+def write_outage(breaker: RedisCircuitBreaker, times: int, key: str = KEY) -> None:
+    """``times`` writes fail, each after a read that is answered (a lookup before a create)."""
+    for _ in range(times):
+        breaker.before_send(key)
+        breaker.record(key, True)
+        breaker.before_send(key, write=True)
+        breaker.record(key, False, write=True)
+
+
+def test_writes_failing_between_answered_reads_open_the_write_circuit(
+    server: fakeredis.FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = make(server), make(server)
+    with caplog.at_level(logging.INFO, logger="ghexport.harvest"):
+        write_outage(a, 3)
+    opened = [r.getMessage() for r in caplog.records if "circuit open" in r.getMessage()]
+    assert opened == [f"Greenhouse failed 3 writes in a row for {KEY}: write circuit open, writes paused for 0.2 s"]
+
+    state = b.state(KEY)  # another process: the state is shared
+    assert state.state == "open" and state.writes_only and state.failures == 3
+    assert state.pause_s == pytest.approx(OPEN_S) and b.blocked(KEY)
+    assert b.states() == {KEY: state}
+    b.before_send(KEY)  # reads go on (lookups, read-backs, reconciliation)
+    b.record(KEY, True)
+    with pytest.raises(CircuitOpenError, match=r"failed 3 writes in a row.*pausing its writes") as info:
+        b.before_send(KEY, write=True)
+    assert not info.value.outcome_unknown and 0 < info.value.retry_after_s <= OPEN_S
+    b.before_send("another-credential", write=True)  # one credential's outage leaves the others alone
+
+
+def test_answered_reads_do_not_close_the_write_circuit_its_write_probe_does(
+    server: fakeredis.FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    breaker, other = make(server), make(server)
+    write_outage(breaker, 3)
+    wait_until_half_open(breaker)
+    breaker.before_send(KEY)
+    breaker.record(KEY, True)  # a read answered: writes may still be failing
+    assert breaker.state(KEY).state == "half_open" and not breaker.state(KEY).probe_out
+
+    breaker.before_send(KEY, write=True)  # the write circuit's probe is a write
+    with pytest.raises(CircuitOpenError, match="checking whether it answers again"):
+        other.before_send(KEY, write=True)
+    other.before_send(KEY)  # a read is no probe of the write circuit: it goes
+    other.record(KEY, True)
+    assert breaker.state(KEY).probe_out and breaker.blocked(KEY)
+    with caplog.at_level(logging.INFO, logger="ghexport.harvest"):
+        breaker.record(KEY, True, write=True)
+    again = [r.getMessage() for r in caplog.records if "answers again" in r.getMessage()]
+    assert again == [f"Greenhouse answers again for {KEY}: write circuit closed"]
+    assert breaker.state(KEY) == CLOSED and breaker.states() == {} and not breaker.blocked(KEY)
+
+
+def test_a_failed_write_probe_doubles_the_write_circuits_pause(server: fakeredis.FakeServer) -> None:
+    breaker = make(server)
+    write_outage(breaker, 3)
+    wait_until_half_open(breaker)
+    breaker.before_send(KEY, write=True)
+    breaker.record(KEY, False, write=True)
+    state = breaker.state(KEY)
+    assert state.state == "open" and state.writes_only and state.pause_s == pytest.approx(2 * OPEN_S)
+
+
+def test_a_write_the_write_circuit_refuses_gives_the_credentials_probe_back(server: fakeredis.FakeServer) -> None:
+    breaker, other = make(server, open_s=0.3, max_open_s=2.0), make(server, open_s=0.3, max_open_s=2.0)
+    write_outage(breaker, 3)
+    wait_until_half_open(breaker)
+    breaker.before_send(KEY)
+    breaker.record(KEY, True)  # the credential's circuit closes on a read: the write circuit stays half open
+    breaker.before_send(KEY, write=True)
+    breaker.record(KEY, False, write=True)  # its probe fails: open again for 0.6 s
+    fail(breaker, 2)  # reads fail too: the credential's circuit opens for 0.3 s
+    wait_until_half_open(breaker)
+    assert breaker.state(KEY).state == "half_open"
+    with pytest.raises(CircuitOpenError, match="writes in a row"):
+        breaker.before_send(KEY, write=True)  # the credential's probe, then refused by the write circuit
+    other.before_send(KEY)  # so another caller's read may probe at once
+    assert breaker.state(KEY).probe_out
+
+
+def test_reset_closes_both_circuits(server: fakeredis.FakeServer) -> None:
+    breaker = make(server)
+    write_outage(breaker, 3)
+    fail(breaker, 2)  # then reads fail too (after the last write): the credential's own circuit shows first
+    assert breaker.state(KEY).state == "open" and not breaker.state(KEY).writes_only
+    assert list(breaker.states()) == [KEY]
+    breaker.reset(KEY)
+    assert (
+        breaker.state(KEY) == CLOSED and breaker.states() == {} and breaker.redis.smembers(breaker.index_key) == set()
+    )
+
+
 def test_null_breaker_and_factory(server: fakeredis.FakeServer) -> None:
     null = NullCircuitBreaker()
     for _ in range(10):
-        null.before_send(KEY)
-        null.record(KEY, False)
+        null.before_send(KEY, write=True)
+        null.record(KEY, False, write=True)
     null.release(KEY)
     assert not null.blocked(KEY) and null.state(KEY) == CLOSED and null.states() == {}
     client = fakeredis.FakeRedis(server=server)

@@ -94,6 +94,23 @@ def test_outage_leaves_scripted_faults_and_rate_limit_untouched(api: Api) -> Non
     assert [api.get("/v3/jobs").status_code for _ in range(3)] == [200, 200, 429]  # budget 3, one used above
 
 
+def test_writes_only_outage_answers_api_writes_and_serves_reads_and_tokens(api: Api) -> None:
+    env = api.env
+    env.sandbox.outage(30, writes_only=True)
+    assert _tag(api, "during").status_code == 503
+    assert api.get("/v3/jobs").status_code == 200
+    minted = env.client.post(
+        "/token", auth=(s.CLIENT_ID, s.CLIENT_SECRET), data={"grant_type": "client_credentials"}
+    )  # fmt: skip
+    assert minted.status_code == 200
+    assert "during" not in _tag_names(env)  # nothing written
+    stats = env.sandbox.stats()
+    assert stats["outage"] == 1
+    assert stats["requests"]["POST /v3/candidate_tags"] == {"503": 1}
+    env.clock.advance(30)
+    assert _tag(api, "after").status_code == 201
+
+
 @pytest.mark.parametrize(
     ("seconds", "status"),
     [(-1, 503), (float("inf"), 503), (float("nan"), 503), (True, 503), (5, 404), (5, 429), (5, 600), (5, True)],
@@ -115,6 +132,8 @@ def test_admin_outage_route(api: Api) -> None:
     assert client.post("/_sandbox/outage", json={"seconds": 0.5}).status_code == 200
     env.clock.advance(0.5)
     assert api.get("/v3/jobs").status_code == 200
+    assert client.post("/_sandbox/outage", json={"seconds": 20, "writes_only": True}).status_code == 200
+    assert (api.get("/v3/jobs").status_code, _tag(api, "x").status_code) == (200, 503)
 
 
 @pytest.mark.parametrize(
@@ -128,6 +147,7 @@ def test_admin_outage_route(api: Api) -> None:
         {"seconds": 30, "status": 404},
         {"seconds": 30, "status": "503"},
         {"seconds": 30, "status": 503.0},
+        {"seconds": 30, "writes_only": "yes"},
         [30],
     ],
 )

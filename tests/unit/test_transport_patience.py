@@ -277,6 +277,23 @@ def test_a_write_waits_for_the_circuit_too_nothing_was_sent(breaker: RedisCircui
     assert len(script.api) == 1 and len(waits.slept) == 1
 
 
+def test_writes_failing_while_reads_answer_open_the_write_circuit(breaker: RedisCircuitBreaker) -> None:
+    """A write-only outage: every answered lookup resets the credential's count, so writes count apart."""
+    script = Script([r(200), r(503), r(200), r(503), r(200)])
+    worker, _ = make(script, patient=False, breaker=breaker, conf=settings(quick_retries=0))
+    for _ in range(2):
+        worker.list_jobs()
+        with pytest.raises(e.ServerError):
+            worker.create_tag("x")
+    state = breaker.state("cid")
+    assert state.state == "open" and state.writes_only and state.failures == 2
+    with pytest.raises(e.CircuitOpenError) as info:
+        worker.create_tag("x")
+    assert not info.value.outcome_unknown and len(script.api) == 4  # not sent
+    worker.list_jobs()  # reads go on
+    assert len(script.api) == 5
+
+
 def test_a_refused_connection_on_a_write_is_not_an_unknown_outcome(breaker: RedisCircuitBreaker) -> None:
     for exc, sent in ((httpx.ConnectError, False), (httpx.ConnectTimeout, False), (httpx.ReadTimeout, True)):
         breaker.reset("cid")
