@@ -50,7 +50,7 @@ from shared.harvest.sandbox import seed
 from shared.store.db import make_engine
 from shared.store.models import ACTIVE_STATUSES, Item, ItemStatus, aware
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/5"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/2"
 RESUME_WITHIN_S = 30.0
 """The goal: the batch ends within this long of Greenhouse's return."""
 

@@ -11,9 +11,9 @@ exporting ``--candidates`` (300) each at the same time each use >= 0.9 of their 
 
 Two scenarios in one run, each on a fresh system as :mod:`bench.customers` starts it (:mod:`bench.harness`):
 the sandbox as a subprocess (``ghexport sandbox --json --port 0 --rate-limit LIMIT --window W --latency-ms L``),
-a fresh PostgreSQL database (``ghx_partner_<pid>_<n>``, dropped after), Redis database 6 by default (flushed
-before each scenario; not the 5 of ``bench.outage_resume``, the 13 of ``bench.throughput`` nor the 14 of
-``bench.sync_yield``), and ``--workers`` x ``ghexport worker --concurrency C [--pool P]`` (the README's
+a fresh PostgreSQL database (``ghx_partner_<pid>_<n>``, dropped after), Redis database 13 by default (flushed
+before each scenario; the harness's, shared with ``bench.throughput`` and ``bench.customers``, which are not run
+at the same time; no test uses it), and ``--workers`` x ``ghexport worker --concurrency C [--pool P]`` (the README's
 performance setup: 2 x ``--concurrency 8``):
 
 - (a) ONE organization of the partner client exports N candidates alone;
@@ -82,7 +82,7 @@ from shared.harvest.sandbox import seed
 from shared.resources import Resources
 from shared.settings import Settings
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/6"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 GOAL = 0.9
 FIRST_ORG_ID = 4_800_001
 """Organizations of the bench (the sandbox's default one, ``seed.ORG_ID``, is left alone)."""
