@@ -60,9 +60,10 @@ class BreakerSettings(BaseModel):
     circuit: its items wait (attempts not spent) and one probe request is let through now and then."""
     open_s: float = 10.0
     """First pause before a probe; doubled after each failed probe, up to ``max_open_s``."""
-    max_open_s: float = 15.0
+    max_open_s: float = 10.0
     """The longest pause between two probes: once Greenhouse is back, the waiting items resume within it. A probe
-    is one request, so probing every 15 s through a long outage costs nothing next to the credential's budget."""
+    is one request that creates nothing, so probing every 10 s through a long outage costs nothing next to the
+    credential's budget (6 requests a minute)."""
 
 
 class ExportSettings(BaseModel):

@@ -177,7 +177,7 @@ def test_a_refused_consent_says_why_in_one_line_and_stores_nothing(
     url = begin(settings, engine)
     params = redirect_params(sandbox.consent(url, deny=tamper == "deny"))
     if tamper == "wrong_state":
-        params["state"] = "x" + params["state"][1:]
+        params["state"] = "forged-" + params["state"]
     if tamper == "no_state":
         params.pop("state")
     with pytest.raises(ConsentError, match=expected) as err:
