@@ -148,6 +148,9 @@ def test_write_faults_of_every_kind_with_a_third_of_the_profiles_without_email(
         export={
             "reconcile_floor_s": 5.0, "reconcile_interval_s": 2.0, "recovery_interval_s": 3.0,
             "retry_backoff_s": 0.5, "retry_backoff_max_s": 3.0,
+            # exactly once is the property here, not the attempt budget: on a CI machine running three pytest
+            # processes, 2 s timeouts of unfaulted requests add to the 20 % faults
+            "max_attempts": 20,
         },
     ) as c:  # fmt: skip
         c.start_worker()
@@ -159,7 +162,8 @@ def test_write_faults_of_every_kind_with_a_third_of_the_profiles_without_email(
     client.flushdb()
 
     assert sum(stats["faults"].values()) > 20, stats["faults"]
-    assert doc["counts"] == {"exported": len(sent)}, [(i["candidate_id"], i["error"]) for i in doc["items"]]
+    failed = [(i["candidate_id"], i["attempts"], i["error"]) for i in doc["items"] if i["status"] != "exported"]
+    assert doc["counts"] == {"exported": len(sent)}, failed  # the items that did not make it, with why
     assert result.lost == [] and result.duplicates == [] and result.records == len(sent)
 
 
