@@ -191,37 +191,22 @@ def connect_cmd(
     res = resources()
     if redirect_uri is not None and not partner:
         raise CliError("--redirect-uri applies to --partner connections only")
+    options: dict[str, Any] = {
+        "name": name,
+        "client_id": client_id,
+        "client_secret": SecretStr(client_secret),
+        "user_email": user_email,
+        "source_name": source_name,
+        "prospects_only": prospects_only,
+        "enable_pools": enable_pools,
+        "duplicate_policy": on_duplicate,
+        "fields": fields,
+        "verify": verify,
+    }
     if partner:
-        result = _connect_partner(
-            name=name,
-            client_id=client_id,
-            client_secret=SecretStr(client_secret),
-            user_email=user_email,
-            redirect_uri=redirect_uri,
-            source_name=source_name,
-            prospects_only=prospects_only,
-            enable_pools=enable_pools,
-            duplicate_policy=on_duplicate,
-            fields=fields,
-            verify=verify,
-            as_json=as_json,
-        )
+        result = _connect_partner(redirect_uri=redirect_uri, as_json=as_json, **options)
     else:
-        result = connect(
-            res.settings,
-            res.engine,
-            name=name,
-            client_id=client_id,
-            client_secret=SecretStr(client_secret),
-            user_email=user_email,
-            source_name=source_name,
-            prospects_only=prospects_only,
-            enable_pools=enable_pools,
-            duplicate_policy=on_duplicate,
-            fields=fields,
-            verify=verify,
-            **res.harvest_options(),
-        )
+        result = connect(res.settings, res.engine, **options, **res.harvest_options())
     if as_json:
         print_json(
             {

@@ -23,7 +23,6 @@ from shared.store.models import (
     ConsentRequest,
     Grant,
     GrantState,
-    aware,
     utcnow,
 )
 from shared.store.records import GrantRecord
@@ -80,11 +79,8 @@ def take_consent_request(engine: Engine, state_hash: str, now: datetime | None =
         row = session.get(ConsentRequest, state_hash)
         if row is None:
             return ConsentTaken(None, CONSENT_UNKNOWN)
-        if result.rowcount != 1:
-            refusal = CONSENT_EXPIRED if row.used_at is None or aware(row.expires_at) <= now else CONSENT_USED
-            if row.used_at is not None and aware(row.used_at) < now:
-                refusal = CONSENT_USED
-            return ConsentTaken(None, refusal)
+        if result.rowcount != 1:  # used up before, or expired unused
+            return ConsentTaken(None, CONSENT_USED if row.used_at is not None else CONSENT_EXPIRED)
         session.expunge(row)
         return ConsentTaken(row)
 
