@@ -110,6 +110,10 @@ class Connection(SQLModel, table=True):
     """The customer's Greenhouse organization (partner connections: from introspection). The rate limit,
     the learned window and the circuit breaker are keyed by it, never by the partner's shared client id."""
     organization_name: str | None = Field(default=None, max_length=400)
+    tenant_id: str | None = Field(default=None, foreign_key="tenants.id", index=True, max_length=64)
+    """The platform customer the connection belongs to (None: an operator's connection, seen by admin keys only)."""
+    webhook_secret_encrypted: str = Field(default="", max_length=4000)
+    """The secret of the customer's Greenhouse webhook to ``/v1/greenhouse/webhooks/{connection}`` (encrypted)."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     removed_at: datetime | None = None
@@ -141,6 +145,10 @@ class Batch(SQLModel, table=True):
     total: int = 0
     rejected: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     """Input lines that could not be read, each ``{"line": n, "id": ..., "field": ..., "error": ...}``."""
+    tenant_id: str | None = Field(default=None, index=True, max_length=64)
+    """The connection's tenant when the batch was recorded (ownership checks read it without a join)."""
+    completed_at: datetime | None = None
+    """When the batch's last active item finished (its ``batch.completed`` event); cleared by a retry."""
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -205,6 +213,9 @@ class Item(SQLModel, table=True):
     """Read-backs made so far."""
     sync_detail: str | None = Field(default=None, max_length=2000)
     """What the last read-back found missing or different (no values: field names and ids only)."""
+    record_deleted_at: datetime | None = None
+    """When Greenhouse said (``delete_candidate`` webhook) that the record this item wrote to was deleted or merged
+    away: the ledger forgot it, and a later export links to the survivor found by email or creates it again."""
     visible_at: datetime | None = None
     """When Greenhouse was first seen showing the record this item created (the read-back delay since
     ``create_sent_at`` is measured per connection: it sizes the wait for an unknown create outcome)."""
@@ -299,3 +310,101 @@ class ConsentRequest(SQLModel, table=True):
         return f"ConsentRequest(connection_name={self.connection_name!r}, expires_at={self.expires_at!r})"
 
     __str__ = __repr__
+
+
+class Tenant(SQLModel, table=True):
+    """One customer organization of the platform: its connections and batches belong to it, and its API keys
+    see nothing else. ``id`` is the platform's own identifier for the customer (a slug).
+
+    A tenant that registered a callback URL gets every state change of its items, batches and connections
+    as a signed event (:class:`OutboxEvent`); its signing secret is encrypted with ``GHX_SECRET_KEY``.
+    """
+
+    __tablename__ = "tenants"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    callback_url: str | None = Field(default=None, max_length=2000)
+    callback_secret_encrypted: str = Field(default="", max_length=4000)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def __repr__(self) -> str:  # never show the (encrypted) signing secret
+        return f"Tenant(id={self.id!r}, name={self.name!r})"
+
+    __str__ = __repr__
+
+
+class ApiKey(SQLModel, table=True):
+    """An HTTP API key: shown once when created, stored as its SHA-256 only, found by its public prefix.
+
+    ``tenant_id`` None is a platform-admin key (every tenant's resources, tenant administration)."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(index=True, unique=True, max_length=32)
+    key_hash: str = Field(max_length=64)
+    tenant_id: str | None = Field(default=None, foreign_key="tenants.id", index=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def __repr__(self) -> str:  # never show the hash
+        return f"ApiKey(prefix={self.prefix!r}, tenant_id={self.tenant_id!r})"
+
+    __str__ = __repr__
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An ``Idempotency-Key`` of ``POST /v1/exports``, inserted in the transaction that records its batch: the
+    same key and the same request (``request_hash``) give that batch again; another request under it is refused."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    """The key's tenant (``""`` for a platform-admin key): keys of two tenants never meet."""
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    batch_id: str = Field(foreign_key="batches.id", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboxState(StrEnum):
+    """Where a callback event is in its delivery."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class OutboxEvent(SQLModel, table=True):
+    """A callback to a tenant, written in the transaction of the state change it reports and delivered at
+    least once by the workers (signed per Standard Webhooks; ``id`` is the stable ``webhook-id``)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=64)
+    type: str = Field(max_length=60)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    state: str = Field(default=OutboxState.PENDING, max_length=20)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=1000)
+    delivered_at: datetime | None = None
+
+
+class GreenhouseEvent(SQLModel, table=True):
+    """A Greenhouse webhook delivery applied once: its ``Greenhouse-Event-ID`` per connection."""
+
+    __tablename__ = "greenhouse_events"
+
+    connection_id: int = Field(foreign_key="connections.id", primary_key=True)
+    event_id: str = Field(primary_key=True, max_length=200)
+    action: str = Field(max_length=100)
+    received_at: datetime = Field(default_factory=utcnow)
