@@ -28,7 +28,7 @@ from shared.queue import names
 from shared.queue.messages import ExportItemMessage
 from shared.resources import Resources
 from shared.settings import Settings
-from shared.store import repo
+from shared.store import batches as store_batches
 from shared.store.models import Batch, Connection, Item, ItemStatus
 
 
@@ -63,7 +63,9 @@ def _batch(conn_id: int) -> Batch:
 def ours(res: Resources, conn_id: int, profiles: list[Profile]) -> float:
     res.publish([])  # like naive's app, the limiter and the lazy imports are built before the clock starts
     t0 = time.perf_counter()
-    created = repo.create_batch(res.engine, _batch(conn_id), [repo.NewItem(p.id, p.snapshot()) for p in profiles])
+    created = store_batches.create_batch(
+        res.engine, _batch(conn_id), [store_batches.NewItem(p.id, p.snapshot()) for p in profiles]
+    )
     res.publish(created.to_enqueue)
     return time.perf_counter() - t0
 

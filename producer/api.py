@@ -38,7 +38,7 @@ from shared.profiles.fields import FieldSettings
 from shared.profiles.model import LineError, Profile
 from shared.queue import recovery
 from shared.resources import Resources
-from shared.store import history, people, repo
+from shared.store import batches, history, people
 from shared.store.models import ACTIVE_STATUSES, DONE_STATUSES, Batch, ItemStatus, TargetKind, aware
 from shared.store.records import BatchRecord, ItemRecord
 
@@ -138,7 +138,7 @@ def export_profiles(
         dummy_emails=dummy_emails,
         rejected=[e.as_dict() for e in rejected],
     )
-    created = repo.create_batch(res.engine, batch, [repo.NewItem(p.id, p.snapshot()) for p in profiles])
+    created = batches.create_batch(res.engine, batch, [batches.NewItem(p.id, p.snapshot()) for p in profiles])
     try:
         res.publish(created.to_enqueue)
     except Exception as exc:  # the broker is down or refused: the batch stands, recovery publishes it
@@ -200,7 +200,7 @@ def retry_failed(
         else:  # a permanent cause, or connection_removed: counted under the reason the item stays
             key = CONNECTION_REMOVED_CAUSE if why == CONNECTION_REMOVED_CAUSE else str(g.cause)
             left[key] = left.get(key, 0) + g.count
-    ids = repo.requeue_failed(res.engine, batch_id, causes=to_retry) if to_retry else []
+    ids = batches.requeue_failed(res.engine, batch_id, causes=to_retry) if to_retry else []
     enqueued = res.publish(ids) if ids else 0
     return RetryResult(enqueued, left, batch_id=batch_id, cause=cause, force=force)
 
@@ -239,7 +239,7 @@ SYNC_STATE = {
 
 def _batch(res: Resources, batch_id: str) -> BatchRecord:
     """The batch ``batch_id``; :class:`UserError` when there is none."""
-    batch = repo.get_batch(res.engine, batch_id)
+    batch = batches.get_batch(res.engine, batch_id)
     if batch is None:
         raise UserError(f"no batch {batch_id}")
     return batch
@@ -291,7 +291,7 @@ def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
     """The contract's status document of a batch (JSON-ready: statuses and kinds are plain strings,
     timestamps ISO 8601 UTC strings)."""
     batch = _batch(res, batch_id)
-    items = repo.batch_items(res.engine, batch_id)
+    items = batches.batch_items(res.engine, batch_id)
     counts: dict[str, int] = {}
     for it in items:
         counts[it.status.value] = counts.get(it.status.value, 0) + 1

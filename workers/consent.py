@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from shared.connections.service import load_connection
 from shared.errors import NEEDS_REAUTH_CAUSE, REAUTH_EXPIRED_CAUSE, ConnectionNotFoundError, HarvestError
 from shared.queue.periodic import Periodic
-from shared.store import grants, repo
+from shared.store import grants
+from shared.store import items as store_items
 from shared.store.models import GrantState, aware, utcnow
 
 if TYPE_CHECKING:
@@ -75,11 +76,11 @@ class ConsentTurn(Periodic):
                 continue
             reason = grant.reason or "authorization gone"
             held[conn.limit_key] = f"needs_reauth: {reason}"
-            repo.mark_queued_waiting(
+            store_items.mark_queued_waiting(
                 res.engine, connection_id, NEEDS_REAUTH_CAUSE, f"connection {conn.name} needs a new consent: {reason}"
             )
             if grant.since is not None and (now - aware(grant.since)).total_seconds() > cfg.reauth_grace_s:
-                failed = repo.fail_queued_items(
+                failed = store_items.fail_queued_items(
                     res.engine,
                     connection_id,
                     REAUTH_EXPIRED_CAUSE,

@@ -48,7 +48,8 @@ from shared.profiles.model import Profile, describe_errors
 from shared.profiles.report import LeftOut, Reason
 from shared.resources import Resources, translate_error
 from shared.settings import Settings
-from shared.store import grants, people, repo
+from shared.store import batches, grants, people, visibility
+from shared.store import items as store_items
 from shared.store.models import ACTIVE_STATUSES, DuplicatePolicy, ItemStatus, TargetKind, aware, utcnow
 from shared.store.progress import RecordOrigin
 from shared.store.records import BatchRecord, ConnectionRecord, ItemRecord
@@ -105,7 +106,7 @@ def export_item(deps: ExportDeps, item_id: int, credit: int = 0) -> Outcome:
             return NotClaimed(f"item {item_id} is being exported by this worker already")
         # no run of this process holds it: an item still ``sending`` under our own name is an earlier run's
         # that lost the store mid-way, and is taken back at once instead of after its lease
-        item = repo.claim_item(deps.engine, item_id, deps.owner, deps.settings.export.lease_s, reclaim_own=True)
+        item = store_items.claim_item(deps.engine, item_id, deps.owner, deps.settings.export.lease_s, reclaim_own=True)
         if item is None:
             return NotClaimed(f"item {item_id} is finished or held by another worker")
         return _run(deps, deps.start_run(item), credit)
@@ -170,7 +171,7 @@ class _Export:
     def execute(self) -> Outcome:
         """Export the claimed item; the run ends finished, failed, skipped or released for a retry."""
         run = self.run
-        batch = repo.get_batch(self.d.engine, self.item.batch_id)
+        batch = batches.get_batch(self.d.engine, self.item.batch_id)
         assert batch is not None, "an item always has its batch"
         try:
             conn = load_connection(self.d.engine, self.item.connection_id)
@@ -397,7 +398,7 @@ class _Export:
 
     def take_over(self, person_id: int, holder_id: int | None) -> None:
         """Another item holds the create right: wait while it works, take over once it stopped."""
-        holder = repo.get_item(self.d.engine, holder_id) if holder_id is not None else None
+        holder = store_items.get_item(self.d.engine, holder_id) if holder_id is not None else None
         if holder is not None and holder.status in ACTIVE_STATUSES:
             raise MustWaitError(self.cfg.in_progress_retry_s, "another export of this profile is in progress")
         if not people.take_over_person(self.d.engine, person_id, holder_id, self.run.item_id):
@@ -461,7 +462,7 @@ class _Export:
         needed lately for this connection's records (``reconcile_factor``), at least ``reconcile_floor_s``;
         ``reconcile_window_s`` (the worst case of the sync window) while nothing has been measured."""
         cfg = self.cfg
-        delays = repo.readback_delays(self.d.engine, conn.id, since=self.run.now() - READBACK_MEMORY)
+        delays = visibility.readback_delays(self.d.engine, conn.id, since=self.run.now() - READBACK_MEMORY)
         if not delays:
             return cfg.reconcile_window_s, "no read-back delay measured for this connection yet: the full sync window"
         slowest = max(delays)

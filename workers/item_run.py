@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from shared.profiles.report import LeftOut
 from shared.settings import ExportSettings
-from shared.store import repo
+from shared.store import items
 from shared.store.models import ItemStatus, utcnow
 from shared.store.progress import ItemProgress
 from shared.store.records import ItemRecord
@@ -84,7 +84,7 @@ class ItemRun:
         """
         # real UTC, not self.now: the claim and recovery compare lease_until with utcnow() in SQL
         values.setdefault("lease_until", utcnow() + timedelta(seconds=self.cfg.lease_s))
-        repo.update_item(self.engine, self.item_id, self.owner, **values)
+        items.update_item(self.engine, self.item_id, self.owner, **values)
         self._item = self._item.model_copy(update=values)
 
     def save_progress(self, progress: ItemProgress) -> None:
@@ -110,7 +110,7 @@ class ItemRun:
 
     def finish(self, status: ItemStatus, *, error: str | None = None, error_cause: str | None = None) -> Finished:
         """End the run with the final ``status`` (exported or skipped), with the warnings and the error."""
-        repo.finish_item(
+        items.finish_item(
             self.engine,
             self.item_id,
             self.owner,
@@ -123,7 +123,7 @@ class ItemRun:
 
     def fail(self, cause: str, message: str) -> Finished:
         """End the run with ``failed``: ``cause`` is machine-readable, ``message`` is for the operator."""
-        repo.finish_item(
+        items.finish_item(
             self.engine,
             self.item_id,
             self.owner,
@@ -142,7 +142,7 @@ class ItemRun:
         """
         if counts and self._item.attempts >= self.cfg.max_attempts:
             return self.fail(cause, f"gave up after {self._item.attempts} attempts: {message}")
-        repo.release_item(
+        items.release_item(
             self.engine,
             self.item_id,
             self.owner,
@@ -161,7 +161,7 @@ class ItemRun:
         notes = self._notes()
         if cause is not None:
             notes.update(error=reason[:2000], error_cause=cause)
-        repo.release_item(self.engine, self.item_id, self.owner, counts=False, **notes)
+        items.release_item(self.engine, self.item_id, self.owner, counts=False, **notes)
         return Parked(reason, ids=self.ids)
 
     def backoff_s(self) -> float:

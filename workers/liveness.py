@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from shared.queue.periodic import Periodic
 from shared.resources import translate_error
-from shared.store import repo
+from shared.store import items as store_items
 
 log = logging.getLogger("ghexport.worker")
 
@@ -107,7 +107,7 @@ class Heartbeat(Periodic):
     def beat(self) -> int:
         """Renew the leases now; returns how many items this process holds."""
         held = self.inflight.snapshot()
-        return repo.renew_leases(self.engine(), self.owner, held, self.lease_s) if held else 0
+        return store_items.renew_leases(self.engine(), self.owner, held, self.lease_s) if held else 0
 
     def tick(self) -> None:
         if self.beat():  # a statement went through

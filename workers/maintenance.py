@@ -20,7 +20,7 @@ from shared.errors import ConnectionNotFoundError, HarvestError
 from shared.harvest.client import CANDIDATES
 from shared.queue import recovery
 from shared.queue.periodic import Periodic
-from shared.store import repo
+from shared.store import visibility
 from shared.store.models import utcnow
 
 if TYPE_CHECKING:
@@ -39,12 +39,12 @@ def probe_readback(res: Resources) -> int:
     """Read back the records created lately and not seen yet; returns how many were seen now."""
     engine, since = res.engine, utcnow() - READBACK_HORIZON
     seen_now = 0
-    for connection_id in repo.recent_creators(engine, since):
+    for connection_id in visibility.recent_creators(engine, since):
         try:
             conn = load_connection(engine, connection_id)
         except ConnectionNotFoundError:
             continue
-        pending = repo.unconfirmed_creates(engine, connection_id, since)
+        pending = visibility.unconfirmed_creates(engine, connection_id, since)
         if not pending:
             continue
         try:
@@ -53,7 +53,7 @@ def probe_readback(res: Resources) -> int:
             log.debug("read-back of connection %s skipped: %s", conn.name, exc)
             continue
         items = [item_id for item_id, cid in pending if cid in shown]
-        repo.mark_visible(engine, items)
+        visibility.mark_visible(engine, items)
         seen_now += len(items)
     return seen_now
 

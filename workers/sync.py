@@ -40,7 +40,8 @@ from shared.profiles.model import Profile
 from shared.profiles.readback import Expected, differences, expected_record
 from shared.queue.periodic import Periodic
 from shared.settings import SyncSettings
-from shared.store import repo
+from shared.store import batches, visibility
+from shared.store import items as store_items
 from shared.store import sync as store_sync
 from shared.store.models import TargetKind, utcnow
 from shared.store.progress import RecordOrigin
@@ -176,9 +177,9 @@ class Confirmation:
                 matched.append(item.id)
             else:
                 self._unconfirmed(due, "; ".join(found), final=due.deadline <= now)
-        self.report.synced += repo.mark_synced(self.res.engine, matched, now)
+        self.report.synced += store_items.mark_synced(self.res.engine, matched, now)
         seen = [r.id for r in records.values() if r.greenhouse_candidate_id in candidates and r.visible_at is None]
-        repo.mark_visible(self.res.engine, seen, now)
+        visibility.mark_visible(self.res.engine, seen, now)
 
     def _expected(self, conn: ConnectionRecord, item: ItemRecord) -> Expected:
         batch = self._batch(item.batch_id)
@@ -214,7 +215,7 @@ class Confirmation:
 
     def _batch(self, batch_id: str) -> BatchRecord:
         if batch_id not in self._batches:
-            batch = repo.get_batch(self.res.engine, batch_id)
+            batch = batches.get_batch(self.res.engine, batch_id)
             assert batch is not None, "an item always has its batch"
             self._batches[batch_id] = batch
         return self._batches[batch_id]
@@ -222,7 +223,7 @@ class Confirmation:
     def _unconfirmed(self, due: store_sync.DueItem, detail: str, *, final: bool) -> None:
         now = self.clock()
         next_check = min(self.cfg.check_every_s, max(1.0, (due.deadline - now).total_seconds()))
-        changed = repo.mark_unconfirmed(
+        changed = store_items.mark_unconfirmed(
             self.res.engine, due.item_id, detail, overdue=final, next_check_s=next_check, when=now
         )
         if changed and final:

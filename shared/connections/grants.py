@@ -52,7 +52,7 @@ from shared.harvest.holds import Holds, NoHolds
 from shared.harvest.partner import PartnerOAuth, TokenSet
 from shared.settings import Settings
 from shared.store import grants as store
-from shared.store import repo
+from shared.store import items as store_items
 from shared.store.models import GrantState, aware, utcnow
 from shared.store.records import ConnectionRecord, GrantRecord
 
@@ -267,7 +267,7 @@ class GrantKeeper:
             )
         self.holds.hold(conn.limit_key, f"needs_reauth: {reason}")
         error = ReauthRequiredError(f"connection {conn.name} needs a new consent: {reason}")
-        repo.mark_queued_waiting(self.engine, conn.id, NEEDS_REAUTH_CAUSE, str(error))
+        store_items.mark_queued_waiting(self.engine, conn.id, NEEDS_REAUTH_CAUSE, str(error))
         return error
 
     def rejected(self, conn: ConnectionRecord, token: str) -> None:

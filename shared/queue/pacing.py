@@ -28,7 +28,8 @@ from shared.queue import names
 from shared.queue.messages import ExportItemMessage
 from shared.queue.periodic import Periodic
 from shared.queue.publishing import publish
-from shared.store import repo
+from shared.store import publication
+from shared.store import rows as store_rows
 from shared.store.models import Connection, ConnectionKind, Item
 from shared.store.records import limit_key
 
@@ -54,10 +55,10 @@ def parts_cost(profile: Mapping[str, object]) -> int:
     return n + 1
 
 
-def park(limiter: RedisRateLimiter, engine: Engine, item_ids: Sequence[int], *, chunk: int = repo.CHUNK) -> int:
+def park(limiter: RedisRateLimiter, engine: Engine, item_ids: Sequence[int], *, chunk: int = store_rows.CHUNK) -> int:
     """Park ``item_ids`` in their credentials' queues with the cost of their next step; returns how many."""
     parked = 0
-    for part in repo.chunks(item_ids, chunk):
+    for part in store_rows.chunks(item_ids, chunk):
         stmt = (
             sa.select(
                 col(Item.id),
@@ -81,11 +82,13 @@ def park(limiter: RedisRateLimiter, engine: Engine, item_ids: Sequence[int], *, 
         for (key, has_record), items in groups.items():
             limiter.park_many(key, items, enrichment=has_record)
         parked += len(rows)
-        repo.mark_published(engine, [r[0] for r in rows])
+        publication.mark_published(engine, [r[0] for r in rows])
     return parked
 
 
-def enqueue(app: Celery, engine: Engine, limiter: RateGate, item_ids: Sequence[int], *, chunk: int = repo.CHUNK) -> int:
+def enqueue(
+    app: Celery, engine: Engine, limiter: RateGate, item_ids: Sequence[int], *, chunk: int = store_rows.CHUNK
+) -> int:
     """Park the items when the limiter paces (Redis), else publish them at once; returns how many."""
     if isinstance(limiter, RedisRateLimiter):
         return park(limiter, engine, item_ids, chunk=chunk)
@@ -144,7 +147,7 @@ def release_due(
                 sent += _send_released(app, limiter, key, released)
     finally:
         if sent:
-            repo.mark_released(engine, sent)
+            publication.mark_released(engine, sent)
     return len(sent)
 
 

@@ -13,10 +13,11 @@ from sqlalchemy.engine import Engine
 
 from shared.queue import names
 from shared.queue.messages import ExportItemMessage
-from shared.store import repo
+from shared.store import publication as store_publication
+from shared.store import rows
 
 
-def publish(app: Celery, engine: Engine, item_ids: Sequence[int], *, chunk: int = repo.CHUNK) -> int:
+def publish(app: Celery, engine: Engine, item_ids: Sequence[int], *, chunk: int = rows.CHUNK) -> int:
     """Send one export task per item on a single broker connection; returns how many were sent.
 
     ``app`` is a sending-side Celery app (it sends by task name and imports no task code); each chunk of
@@ -25,7 +26,7 @@ def publish(app: Celery, engine: Engine, item_ids: Sequence[int], *, chunk: int 
     if not item_ids:
         return 0
     with app.producer_or_acquire() as producer:
-        for part in repo.chunks(item_ids, chunk):
+        for part in rows.chunks(item_ids, chunk):
             for item_id in part:
                 app.send_task(
                     names.EXPORT_ITEM_TASK,
@@ -33,5 +34,5 @@ def publish(app: Celery, engine: Engine, item_ids: Sequence[int], *, chunk: int 
                     queue=names.EXPORT_QUEUE,
                     producer=producer,
                 )
-            repo.mark_published(engine, part)
+            store_publication.mark_published(engine, part)
     return len(item_ids)

@@ -33,7 +33,8 @@ from kombu.exceptions import ChannelError
 
 from shared.queue import names
 from shared.queue.pacing import enqueue, not_parked
-from shared.store import repo
+from shared.store import markers as store_markers
+from shared.store import publication as store_publication
 from shared.store.models import utcnow
 
 if TYPE_CHECKING:
@@ -99,13 +100,13 @@ def ensure_epoch(broker: redis.Redis | None, engine: Engine) -> bool:
         if current is None:  # lost again in between: next sweep
             return False
     epoch = current.decode() if isinstance(current, bytes) else str(current)
-    known = repo.get_marker(engine, EPOCH_MARKER)
+    known = store_markers.get_marker(engine, EPOCH_MARKER)
     if known == epoch:
         return False
     if known is None:  # the cluster's first sweep: nothing was queued in an earlier broker
-        repo.set_marker_if(engine, EPOCH_MARKER, epoch, expected=None)
+        store_markers.set_marker_if(engine, EPOCH_MARKER, epoch, expected=None)
         return False
-    return repo.set_marker_if(engine, EPOCH_MARKER, epoch, expected=known)
+    return store_markers.set_marker_if(engine, EPOCH_MARKER, epoch, expected=known)
 
 
 def broker_backlog(app: Celery) -> int:
@@ -135,14 +136,14 @@ def sweep(
     grace = settings.export.requeue_after_s
     if ensure_epoch(broker, engine):
         report.broker_lost = True
-        report.after_loss = not_parked(limiter, repo.queued_before(engine, started))
+        report.after_loss = not_parked(limiter, store_publication.queued_before(engine, started))
         log.warning(
             "the broker's Redis lost its data (its epoch marker is gone); publishing again the %d items queued before",
             len(report.after_loss),
         )
-    report.expired = repo.expired_leases(engine)
-    report.unpublished = repo.unpublished_items(engine, grace)
-    overdue = not_parked(limiter, repo.overdue_items(engine, grace))
+    report.expired = store_publication.expired_leases(engine)
+    report.unpublished = store_publication.unpublished_items(engine, grace)
+    overdue = not_parked(limiter, store_publication.overdue_items(engine, grace))
     if overdue and broker_backlog(app) > 0:
         overdue = []  # a queue holds work: they may be waiting in it
     report.overdue = overdue if memory is None else _confirmed(memory, overdue, settings.export.recovery_interval_s)

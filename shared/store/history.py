@@ -2,7 +2,7 @@
 
 What the platform's "exported to Greenhouse" mark and the operator's ``ghexport status --connection NAME
 --profile ID`` and ``ghexport retry --cause`` read. Each function opens one short read; putting failed
-items back (with their history) is :func:`shared.store.repo.requeue_failed`.
+items back (with their history) is :func:`shared.store.batches.requeue_failed`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ An item ``exported`` is scheduled lazily: the first confirmation turn after its 
 writes nothing more and items exported by an older version are confirmed too. Each read-back then ends
 the item ``synced`` (what was sent is there), ``sync_overdue`` (still missing or different when the window
 closed, with what differs) or leaves it ``exported`` until its next read-back: those state changes are
-:func:`shared.store.repo.mark_synced` and :func:`~shared.store.repo.mark_unconfirmed`, with the item's other
+:func:`shared.store.items.mark_synced` and :func:`~shared.store.items.mark_unconfirmed`, with the item's other
 state changes, each guarded by status ``exported`` so an item another turn settled is never overwritten.
 """
 
@@ -52,7 +52,11 @@ def schedule_new(engine: Engine, settings: SyncSettings, limit: int = 5000) -> i
     with engine.begin() as conn:
         rows = conn.execute(
             sa.select(col(Item.id), col(Item.exported_at), col(Item.updated_at))
-            .where(col(Item.status) == ItemStatus.EXPORTED, col(Item.sync_deadline_at).is_(None))
+            .where(
+                col(Item.status) == ItemStatus.EXPORTED,
+                col(Item.sync_deadline_at).is_(None),
+                col(Item.record_deleted_at).is_(None),  # the record is gone: nothing to confirm
+            )
             .order_by(col(Item.id))
             .limit(limit)
         ).all()
@@ -85,7 +89,11 @@ def due_items(engine: Engine, now: datetime | None = None, limit: int = 5000) ->
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(col(Item.id), col(Item.batch_id), col(Item.connection_id), col(Item.sync_deadline_at))
-            .where(col(Item.status) == ItemStatus.EXPORTED, col(Item.sync_check_at) <= now)
+            .where(
+                col(Item.status) == ItemStatus.EXPORTED,
+                col(Item.sync_check_at) <= now,
+                col(Item.record_deleted_at).is_(None),  # the record is gone: nothing to confirm
+            )
             .order_by(col(Item.sync_deadline_at), col(Item.id))
             .limit(limit)
         ).all()

@@ -22,7 +22,7 @@ from producer.demo import sample_profiles
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.profiles.model import Profile
 from shared.resources import Resources
-from shared.store import repo
+from shared.store import batches
 from shared.store.records import ItemRecord
 from tests.integration.workers_env import connect_sandbox, stop_processes, worker_settings
 
@@ -156,7 +156,7 @@ def tally(system: Cluster, sent: Sequence[Profile], batch_ids: Sequence[str]) ->
         for link in cand.get("social_media_addresses", []):
             records[link["value"]] += 1
     links = {p.id: p.social_media[0] for p in sent}
-    items = [it for b in batch_ids for it in repo.batch_items(system.res.engine, b)]
+    items = [it for b in batch_ids for it in batches.batch_items(system.res.engine, b)]
     result = Tally(
         sent=len(sent),
         records=sum(records[link] for link in links.values()),
@@ -169,7 +169,7 @@ def tally(system: Cluster, sent: Sequence[Profile], batch_ids: Sequence[str]) ->
 
 
 def batch_items(system: Cluster, batch_id: str) -> list[ItemRecord]:
-    return repo.batch_items(system.res.engine, batch_id)
+    return batches.batch_items(system.res.engine, batch_id)
 
 
 def _pids() -> list[int]:

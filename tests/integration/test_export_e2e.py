@@ -20,7 +20,7 @@ from producer.demo import sample_profiles, worker_command
 from shared.connections import service as connections
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.resources import Resources
-from shared.store import repo
+from shared.store import publication
 from tests.integration.workers_env import broker_db, stop_processes, worker_settings
 
 N = 200
@@ -198,7 +198,7 @@ def test_export_200_profiles_through_real_workers(system: System) -> None:
     stats = sandbox.stats()
     assert stats["rate_limited"] == 0, stats["rate_limited"]
     assert max(stats["max_in_window"].values()) <= RATE_LIMIT
-    assert repo.expired_leases(res.engine) == [] and repo.unpublished_items(res.engine, 0) == []
+    assert publication.expired_leases(res.engine) == [] and publication.unpublished_items(res.engine, 0) == []
 
 
 def test_faults_and_a_killed_worker_never_lose_or_duplicate_a_candidate(

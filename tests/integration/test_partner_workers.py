@@ -30,7 +30,7 @@ from producer.demo import sample_profiles
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer
 from shared.harvest.sandbox import seed as s
 from shared.resources import Resources
-from shared.store import grants, repo
+from shared.store import batches, grants
 from shared.store.models import Connection, ItemStatus
 from tests.integration.cluster import GHEXPORT, Cluster
 from tests.integration.private_services import PrivateRedis
@@ -231,7 +231,7 @@ def test_a_partner_connection_exports_stays_alive_idle_and_waits_out_a_revocatio
         third = export(p, 10, "partner-c")
 
         def waiting() -> bool:
-            items = repo.batch_items(p.res.engine, third)
+            items = batches.batch_items(p.res.engine, third)
             return all(i.status is ItemStatus.QUEUED and i.error_cause == "needs_reauth" for i in items)
 
         wait_for("the new batch waiting for a consent", waiting, 60, p.system)
@@ -241,7 +241,7 @@ def test_a_partner_connection_exports_stays_alive_idle_and_waits_out_a_revocatio
         assert state["state"] == "needs_reauth" and state["state_since"], state
         assert "invalid_grant" in state["state_reason"], state
         time.sleep(5)  # the held items stay put
-        items = repo.batch_items(p.res.engine, third)
+        items = batches.batch_items(p.res.engine, third)
         assert {i.status for i in items} == {ItemStatus.QUEUED} and {i.attempts for i in items} == {0}
         assert "needs a new consent" in p.system.logs()
 
@@ -250,7 +250,7 @@ def test_a_partner_connection_exports_stays_alive_idle_and_waits_out_a_revocatio
         assert again.returncode == 0, again.stderr
         doc = done(p, third, timeout_s=120)
         assert doc["counts"] == {"exported": 10}, [(i["candidate_id"], i["error"]) for i in doc["items"]]
-        assert {i.attempts for i in repo.batch_items(p.res.engine, third)} <= {0, 1}
+        assert {i.attempts for i in batches.batch_items(p.res.engine, third)} <= {0, 1}
         links = [link["value"] for c in exported_people(p) for link in c.get("social_media_addresses", [])]
         assert len(links) == len(set(links)) == 50  # no duplicate record
         assert p.system.logs().count("needs a new consent:") >= 1

@@ -17,7 +17,8 @@ from shared.errors import PublishFailedError
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.queue import names
 from shared.resources import Resources
-from shared.store import repo
+from shared.store import batches as store_batches
+from shared.store import publication
 from tests.integration.workers_env import broker_db, connect_sandbox, running, worker_settings
 
 GHEXPORT = str(Path(sys.executable).with_name("ghexport"))
@@ -71,8 +72,15 @@ def test_workers_recover_items_the_broker_lost_without_beat(
                 time.sleep(0.25)
 
         assert [api.batch_status(res, b)["counts"] for b in batches] == [{"exported": 3}, {"exported": 3}]
-        assert repo.expired_leases(res.engine) == [] and repo.unpublished_items(res.engine, 0) == []
-        assert [it.publications for b in batches for it in repo.batch_items(res.engine, b)] == [2, 2, 2, 1, 1, 1]
+        assert publication.expired_leases(res.engine) == [] and publication.unpublished_items(res.engine, 0) == []
+        assert [it.publications for b in batches for it in store_batches.batch_items(res.engine, b)] == [
+            2,
+            2,
+            2,
+            1,
+            1,
+            1,
+        ]
         emails = [e["value"] for c in sandbox.state_snapshot()["candidates"] for e in c["email_addresses"]]
         assert all(emails.count(p.emails[0]) == 1 for p in profiles), emails  # each exactly once
         res.close()

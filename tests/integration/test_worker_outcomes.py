@@ -23,7 +23,7 @@ from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.queue import names
 from shared.queue.messages import ExportItemMessage
 from shared.resources import Resources
-from shared.store import repo
+from shared.store import batches
 from tests.integration.workers_env import broker_db, connect_sandbox, running, worker_settings
 
 BROKER_DB = 11
@@ -85,7 +85,7 @@ class Worker:
         self.res.celery.send_task(names.EXPORT_ITEM_TASK, args=[argument], queue=names.EXPORT_QUEUE)
 
     def item(self, batch_id: str) -> Any:
-        (item,) = repo.batch_items(self.res.engine, batch_id)
+        (item,) = batches.batch_items(self.res.engine, batch_id)
         return item
 
     def export_one(self, prefix: str) -> str:

@@ -19,7 +19,8 @@ from shared.profiles.model import Profile
 from shared.queue import names
 from shared.resources import Resources
 from shared.settings import ExportSettings, HarvestSettings, LimiterSettings, ResumeSettings, Settings
-from shared.store import repo
+from shared.store import batches as store_batches
+from shared.store import items
 from shared.store.models import Batch, TargetKind
 from shared.store.records import ConnectionRecord, ItemRecord
 from workers.export import ExportDeps, export_item
@@ -92,7 +93,7 @@ class Env:
         include_exported: bool = False,
         new_record: bool = False,
         dummy_emails: bool = False,
-    ) -> repo.BatchCreated:
+    ) -> store_batches.BatchCreated:
         """Record a batch of ``profiles`` for this connection (as the producer does)."""
         batch = Batch(
             id="",
@@ -107,14 +108,16 @@ class Env:
             new_record=new_record,
             dummy_emails=dummy_emails,
         )
-        return repo.create_batch(self.engine, batch, [repo.NewItem(p.id, p.snapshot()) for p in profiles])
+        return store_batches.create_batch(
+            self.engine, batch, [store_batches.NewItem(p.id, p.snapshot()) for p in profiles]
+        )
 
     def export(self, item_id: int) -> Outcome:
         return export_item(self.deps, item_id)
 
     def item(self, item_id: int) -> ItemRecord:
         """The stored item ``item_id`` (which must exist)."""
-        item = repo.get_item(self.engine, item_id)
+        item = items.get_item(self.engine, item_id)
         assert item is not None, f"no item {item_id}"
         return item
 

@@ -9,7 +9,7 @@ from sqlmodel import col
 
 from producer import api
 from shared.harvest.sandbox import seed as s
-from shared.store import repo
+from shared.store import batches as store_batches
 from shared.store.models import Batch, Item
 from tests.unit.export_fixtures import Env, profile
 
@@ -36,7 +36,7 @@ def fail(env: Env, item_ids: list[int], cause: str, attempts: int = 3) -> None:
 
 
 def ids(env: Env, batch_id: str) -> list[int]:
-    return [it.id for it in repo.batch_items(env.engine, batch_id)]
+    return [it.id for it in store_batches.batch_items(env.engine, batch_id)]
 
 
 def batch_ids(env: Env) -> list[str]:

@@ -22,7 +22,7 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 # (module to edit, import line added at its end, name of the contract that must break)
 BACK_IMPORTS = [
     ("shared/errors.py", "import producer.api", "producer -> shared <- workers"),
-    ("shared/store/repo.py", "import shared.resources", "shared: monitoring > wiring > connections"),
+    ("shared/store/items.py", "import shared.resources", "shared: monitoring > wiring > connections"),
     ("shared/profiles/mapping.py", "import shared.connections.lookups", "shared: monitoring > wiring > connections"),
     ("shared/harvest/models.py", "import shared.harvest.client", "shared.harvest: sandbox | client"),
     ("shared/harvest/sandbox/state.py", "import shared.harvest.models", "the sandbox is a fake server"),

@@ -12,7 +12,9 @@ from sqlmodel import Session, col
 
 from shared.connections.service import disconnect
 from shared.harvest.sandbox import seed as s
-from shared.store import people, repo
+from shared.store import batches as store_batches
+from shared.store import items as store_items
+from shared.store import people
 from shared.store.models import Connection, DuplicatePolicy, Item, ItemStatus, TargetKind, utcnow
 from tests.unit.export_fixtures import Env, make_env, profile
 from workers.outcome import Finished, NotClaimed, RetryLater
@@ -55,7 +57,7 @@ def test_job_export_creates_one_complete_record(env: Env) -> None:
 
     assert env.export(item_id) == EXPORTED
 
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.status == ItemStatus.EXPORTED
     cand = only(env)
     assert item.greenhouse_candidate_id == cand["id"]
@@ -140,7 +142,7 @@ def test_create_landed_but_answer_lost_is_adopted_not_repeated(env: Env, kind: s
     first = env.export(item_id)
 
     assert isinstance(first, RetryLater)
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.status == ItemStatus.QUEUED and item.create_sent_at is not None
     landed = only(env)
 
@@ -148,7 +150,7 @@ def test_create_landed_but_answer_lost_is_adopted_not_repeated(env: Env, kind: s
 
     cand = only(env)
     assert cand["id"] == landed["id"]
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.greenhouse_candidate_id == landed["id"]
     (app,) = cand["applications"]  # the application came with the create; not added twice
     assert item.greenhouse_application_id == app["id"]
@@ -169,7 +171,7 @@ def test_unknown_outcome_waits_for_visibility_then_adopts(new_env: Callable[...,
 
     assert isinstance(waiting, RetryLater)
     assert waiting.countdown_s == env.settings.export.reconcile_interval_s
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.status == ItemStatus.QUEUED and item.error_cause == "waiting"
     assert item.attempts == attempts  # waiting is refunded
     assert env.sandbox.stats()["requests"]["POST /v3/candidates"] == creates  # no second create
@@ -194,7 +196,7 @@ def test_create_refused_before_applying_is_created_once_after_the_window(env: En
     assert env.export(item_id) == EXPORTED
 
     cand = only(env)
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.greenhouse_candidate_id == cand["id"]
     assert any("created again" in w for w in item.warnings)
 
@@ -212,7 +214,7 @@ def test_rate_limited_export_retries_after_the_announced_wait_without_counting(e
     assert isinstance(outcome, RetryLater)
     window = env.sandbox.config.window_s
     assert window - 1 <= outcome.countdown_s <= window + 1  # Retry-After + jitter(0, 1)
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.status == ItemStatus.QUEUED
     assert item.attempts == 0 and item.error_cause == "rate_limited"
     assert env.candidates() == []
@@ -226,7 +228,7 @@ def test_create_rejected_by_greenhouse_fails_with_the_field_and_releases_the_per
 
     assert env.export(item_id) == FAILED
 
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.status == ItemStatus.FAILED
     assert item.error_cause == "invalid"
     assert "job_id" in (item.error or "")
@@ -251,7 +253,7 @@ def test_existing_email_links_an_application_to_the_existing_record(env: Env) ->
     assert env.export(item_id) == EXPORTED
 
     assert env.candidates() == []
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.linked_existing is True
     assert item.greenhouse_candidate_id == s.EXISTING_CANDIDATE_ID
     assert any(str(s.EXISTING_CANDIDATE_ID) in w for w in item.warnings)
@@ -269,7 +271,7 @@ def test_existing_email_with_an_application_on_the_job_is_not_applied_twice(env:
 
     assert env.export(item_id) == EXPORTED
 
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.greenhouse_application_id == s.EXISTING_APPLICATION_ID
     apps = env.candidate(s.EXISTING_CANDIDATE_ID)["applications"]
     assert [a["id"] for a in apps] == [s.EXISTING_APPLICATION_ID]
@@ -291,7 +293,7 @@ def test_existing_email_with_skip_policy_ends_skipped(env: Env) -> None:
 
     assert env.export(item_id) == Finished(ItemStatus.SKIPPED)
 
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.status == ItemStatus.SKIPPED
     assert item.error_cause == "duplicate_in_greenhouse"
     assert env.writes() == writes
@@ -305,7 +307,7 @@ def test_existing_email_with_create_policy_makes_a_new_record(env: Env) -> None:
     assert env.export(item_id) == EXPORTED
 
     cand = only(env)
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.greenhouse_candidate_id == cand["id"] and not item.linked_existing
 
 
@@ -391,7 +393,7 @@ def test_lost_create_with_a_dummy_email_is_adopted_by_that_email(env: Env) -> No
     cand = only(env)
     (email,) = cand["email_addresses"]
     assert email["value"].endswith("@seekout.example.com")
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.greenhouse_candidate_id == cand["id"]
     assert "no email; dummy address used" in item.warnings
 
@@ -407,7 +409,7 @@ def test_profiles_already_exported_are_skipped_unless_include_exported(env: Env)
 
     again = env.batch(profiles)
     assert again.to_enqueue == [] and again.skipped == 2
-    items = repo.batch_items(env.engine, again.batch_id)
+    items = store_batches.batch_items(env.engine, again.batch_id)
     assert {i.status for i in items} == {ItemStatus.SKIPPED}
     assert {i.greenhouse_candidate_id for i in items} == first
 
@@ -422,7 +424,7 @@ def test_profiles_already_exported_are_skipped_unless_include_exported(env: Env)
         assert sorted(a["job_id"] for a in cand["applications"]) == [s.OPEN_JOB_ID, s.OPEN_JOB_2_ID]
         # the first export added the profile's parts; the second adds the application only
         assert (len(cand["educations"]), len(cand["employments"]), len(cand["notes"])) == (1, 1, 1)
-    for item in repo.batch_items(env.engine, more.batch_id):
+    for item in store_batches.batch_items(env.engine, more.batch_id):
         assert item.linked_existing is True and item.greenhouse_candidate_id in first
 
 
@@ -433,13 +435,13 @@ def test_second_item_waits_for_the_holder_then_links_to_its_record(env: Env) -> 
     (a,) = env.batch([profile()]).to_enqueue
     (b,) = env.batch([profile()], job_id=s.OPEN_JOB_2_ID).to_enqueue
     # A is claimed and holds the create right (it is mid-flight)
-    assert repo.claim_item(env.engine, a, "other-worker", 300) is not None
+    assert store_items.claim_item(env.engine, a, "other-worker", 300) is not None
     people.claim_person(env.engine, env.conn.id, "p-1", a)
 
     waiting = env.export(b)
 
     assert isinstance(waiting, RetryLater) and "another export of this profile" in waiting.reason
-    item_b = repo.get_item(env.engine, b)
+    item_b = store_items.get_item(env.engine, b)
     assert item_b is not None and item_b.attempts == 0 and item_b.status == ItemStatus.QUEUED
     assert env.candidates() == []
 
@@ -450,7 +452,7 @@ def test_second_item_waits_for_the_holder_then_links_to_its_record(env: Env) -> 
     assert env.export(b) == EXPORTED
 
     cand = only(env)
-    item_b = repo.get_item(env.engine, b)
+    item_b = store_items.get_item(env.engine, b)
     assert item_b is not None and item_b.greenhouse_candidate_id == cand["id"] and item_b.linked_existing
     assert sorted(x["job_id"] for x in cand["applications"]) == [s.OPEN_JOB_ID, s.OPEN_JOB_2_ID]
 
@@ -470,7 +472,7 @@ def test_item_taking_over_from_a_holder_that_gave_up_mid_create_adopts_its_recor
 
     cand = only(env)
     assert cand["id"] == landed["id"]
-    item_b = repo.get_item(env.engine, b)
+    item_b = store_items.get_item(env.engine, b)
     assert item_b is not None and item_b.greenhouse_candidate_id == landed["id"]
     assert sorted(x["job_id"] for x in cand["applications"]) == [s.OPEN_JOB_ID, s.OPEN_JOB_2_ID]
 
@@ -534,7 +536,7 @@ def test_disconnect_fails_queued_items_and_export_does_nothing(env: Env) -> None
     assert disconnect(env.engine, "acme") == 1
 
     assert isinstance(env.export(item_id), NotClaimed)
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.status == ItemStatus.FAILED and item.error == "connection removed"
     assert env.candidates() == []
 
@@ -550,7 +552,7 @@ def test_connection_removed_after_claim_fails_the_item(env: Env) -> None:
 
     assert env.export(item_id) == FAILED
 
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.error == "connection removed" and item.error_cause == "connection_removed"
     assert env.candidates() == []
 
@@ -568,7 +570,7 @@ def test_gives_up_after_max_attempts(new_env: Callable[..., Env]) -> None:
     outcome = env.export(item_id)
 
     assert outcome == FAILED
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.status == ItemStatus.FAILED
     assert (item.error or "").startswith("gave up after 2 attempts")
     assert item.error_cause == "server_error"
@@ -589,10 +591,10 @@ def test_unexpected_error_counts_attempts_then_fails_the_item(
 
     first = env.export(item_id)
     assert isinstance(first, RetryLater) and first.cause == "internal_error"
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.status == ItemStatus.QUEUED and item.attempts == 1
     assert env.export(item_id) == FAILED
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.error_cause == "internal_error"
     assert item.error == "gave up after 2 attempts: internal error: RuntimeError"
 
@@ -609,7 +611,7 @@ def test_note_rejected_by_greenhouse_is_a_warning_not_a_failure(env: Env, monkey
     (item_id,) = env.batch([profile()]).to_enqueue
 
     assert env.export(item_id) == EXPORTED
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and any(w.startswith("profile note left out") and "body" in w for w in item.warnings)
     assert only(env)["notes"] == []
 
@@ -621,7 +623,7 @@ def test_new_record_creates_a_second_record_for_an_exported_profile(env: Env) ->
 
     assert env.export(again) == EXPORTED
 
-    a, b = repo.get_item(env.engine, first), repo.get_item(env.engine, again)
+    a, b = store_items.get_item(env.engine, first), store_items.get_item(env.engine, again)
     assert a is not None and b is not None and b.linked_existing is False
     assert a.greenhouse_candidate_id != b.greenhouse_candidate_id
     assert {c["id"] for c in env.candidates()} == {a.greenhouse_candidate_id, b.greenhouse_candidate_id}
@@ -671,20 +673,20 @@ def test_a_record_that_never_becomes_readable_fails_after_the_sync_window(new_en
     assert isinstance(env.export(item_id), RetryLater)
     env.clock.advance(2)
     assert env.export(item_id) == FAILED
-    item = repo.get_item(env.engine, item_id)
+    item = store_items.get_item(env.engine, item_id)
     assert item is not None and item.error_cause == "not_found" and "not readable" in (item.error or "")
 
 
 def test_progress_renews_the_lease(new_env: Callable[..., Env]) -> None:
     env = new_env(lease_s=60.0)
     (item_id,) = env.batch([profile()]).to_enqueue
-    claimed = repo.claim_item(env.engine, item_id, env.deps.owner, lease_s=1.0)
+    claimed = store_items.claim_item(env.engine, item_id, env.deps.owner, lease_s=1.0)
     assert claimed is not None and claimed.lease_until is not None
     first_lease = claimed.lease_until
 
     env.deps.start_run(claimed).save(warnings=["progress"])
 
-    renewed = repo.get_item(env.engine, item_id)
+    renewed = store_items.get_item(env.engine, item_id)
     assert renewed is not None and renewed.lease_until is not None
     assert (renewed.lease_until - first_lease).total_seconds() > 50
 

@@ -383,7 +383,7 @@ def test_the_consent_turn_renews_idle_grants_and_ends_waits_past_the_grace_perio
 ) -> None:
     from shared.resources import Resources
     from shared.settings import LimiterSettings, PartnerSettings
-    from shared.store import repo
+    from shared.store import batches
     from shared.store.models import Batch, ItemStatus, TargetKind
     from workers.consent import TURN_KEY, ConsentTurn
 
@@ -404,23 +404,23 @@ def test_the_consent_turn_renews_idle_grants_and_ends_waits_past_the_grace_perio
         assert turn.turn() == {"renewed": 1, "held": 0, "expired": 0}
         assert turn.turn() is None  # another turn within the interval: someone has it
         assert sandbox.oauth_stats().refreshes == 1
-        batch = repo.create_batch(
+        batch = batches.create_batch(
             res.engine,
             Batch(connection_id=conn.id, target_kind=TargetKind.PROSPECT, user_email=s.RECRUITER_EMAIL, user_id=1),
-            [repo.NewItem("p-1", {"id": "p-1", "first_name": "A", "last_name": "B"})],
+            [batches.NewItem("p-1", {"id": "p-1", "first_name": "A", "last_name": "B"})],
         )
         sandbox.revoke_consent(s.PARTNER_CLIENT_ID, s.ORG_ID)
         redis_client.delete(TURN_KEY)
         time.sleep(0.1)
         assert turn.turn() == {"renewed": 0, "held": 1, "expired": 0}
         assert conn.limit_key in res.holds.held()
-        [item] = repo.batch_items(res.engine, batch.batch_id)
+        [item] = batches.batch_items(res.engine, batch.batch_id)
         assert (item.status, item.error_cause, item.attempts) == (ItemStatus.QUEUED, "needs_reauth", 0)
         with res.engine.begin() as c:  # eight days later
             c.execute(sa.text("UPDATE grants SET since = '2000-01-01 00:00:00'"))
         redis_client.delete(TURN_KEY)
         assert turn.turn() == {"renewed": 0, "held": 1, "expired": 1}
-        [item] = repo.batch_items(res.engine, batch.batch_id)
+        [item] = batches.batch_items(res.engine, batch.batch_id)
         assert (item.status, item.error_cause) == (ItemStatus.FAILED, "reauth_expired")
     finally:
         res.close()

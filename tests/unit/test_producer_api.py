@@ -14,7 +14,7 @@ from shared.errors import TargetNotAllowedError
 from shared.harvest.sandbox import seed as s
 from shared.profiles.model import read_profiles_file
 from shared.resources import Resources
-from shared.store import repo
+from shared.store import batches
 from tests.unit.export_fixtures import Env, make_env, profile
 
 MIXED = Path(__file__).parents[1] / "data" / "profiles_mixed.jsonl"
@@ -60,10 +60,10 @@ def test_bad_lines_are_reported_and_good_lines_exported(env: Env) -> None:
 
     messages = drain(env)
     assert len(messages) == len(good_ids)
-    for body, item in zip(messages, repo.batch_items(env.engine, result.batch_id), strict=True):
+    for body, item in zip(messages, batches.batch_items(env.engine, result.batch_id), strict=True):
         args = body[0] if isinstance(body, list | tuple) else body["args"]
         assert args == [{"v": 1, "item_id": item.id}], "messages carry the item id only"
-    for it in repo.batch_items(env.engine, result.batch_id):
+    for it in batches.batch_items(env.engine, result.batch_id):
         assert it.enqueued_at is not None
         env.export(it.id)
     assert api.batch_status(env.res, result.batch_id)["counts"] == {"exported": len(good_ids)}
@@ -97,7 +97,7 @@ def test_acting_user_must_match_email_exactly(env: Env) -> None:
         env.res, connection_name="acme", profiles=[profile("p-9")],
         target=api.ExportTarget.job(s.OPEN_JOB_ID), user_email=s.RECRUITER_LOWER_EMAIL,
     )  # fmt: skip
-    batch = repo.get_batch(env.engine, result.batch_id)
+    batch = batches.get_batch(env.engine, result.batch_id)
     assert batch is not None and batch.user_id == s.RECRUITER_LOWER_USER_ID
 
 
@@ -106,7 +106,7 @@ def test_retry_failed_requeues_only_failed_items(env: Env) -> None:
         env.res, connection_name="acme", profiles=[profile("p-1"), profile("p-2")],
         target=api.ExportTarget.job(s.OPEN_JOB_ID),
     )  # fmt: skip
-    first, second = repo.batch_items(env.engine, result.batch_id)
+    first, second = batches.batch_items(env.engine, result.batch_id)
     env.sandbox.inject_fault("error_before", method="POST", path="/v3/candidates", count=1)
     env.deps.settings.export.max_attempts = 1
     env.export(first.id)
@@ -131,13 +131,13 @@ def test_a_broker_outage_after_commit_loses_nothing(env: Env) -> None:
             target=api.ExportTarget.job(s.OPEN_JOB_ID),
         )  # fmt: skip
     batch_id = failed.value.batch_id
-    items = repo.batch_items(env.engine, batch_id)
+    items = batches.batch_items(env.engine, batch_id)
     assert [(i.status, i.enqueued_at) for i in items] == [("queued", None), ("queued", None)]
 
     res_broker_down.close()  # the broker is back: env.res publishes on the in-memory broker
     assert api.republish_lost(env.res, older_than_s=0) == 2
     assert len(drain(env)) == 2
-    assert all(i.enqueued_at is not None for i in repo.batch_items(env.engine, batch_id))
+    assert all(i.enqueued_at is not None for i in batches.batch_items(env.engine, batch_id))
 
 
 def test_the_status_document_holds_plain_strings(env: Env) -> None:

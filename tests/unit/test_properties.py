@@ -40,7 +40,7 @@ from shared.profiles.model import (
     read_profiles,
     read_profiles_file,
 )
-from shared.store import repo
+from shared.store import batches
 from shared.store.models import Batch, ItemStatus, TargetKind
 from tests.unit.export_fixtures import Env, make_env
 from workers.outcome import Finished
@@ -566,7 +566,7 @@ def record(env: Env, profile_id: str, snapshot: dict[str, Any], *, prospect: boo
         user_id=env.conn.user_id,
         dummy_emails=dummy,
     )
-    (item_id,) = repo.create_batch(env.engine, batch, [repo.NewItem(profile_id, snapshot)]).to_enqueue
+    (item_id,) = batches.create_batch(env.engine, batch, [batches.NewItem(profile_id, snapshot)]).to_enqueue
     return item_id
 
 

@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from shared.queue import recovery
 from shared.queue.publishing import publish
-from shared.store import repo
+from shared.store import items as store_items
 from shared.store.models import Item, ItemStatus, utcnow
 from tests.unit.export_fixtures import Env, drain_broker, make_env, profile
 from workers.liveness import Heartbeat, InFlight, StoreHealth
@@ -91,9 +91,9 @@ def test_after_the_broker_lost_its_data_every_queued_item_is_published_again_at_
     sweep(env, broker)
     ids = published_batch(env, 4)
     done = ids[0]
-    claimed = repo.claim_item(env.engine, done, "w:1", 60)
+    claimed = store_items.claim_item(env.engine, done, "w:1", 60)
     assert claimed is not None
-    repo.finish_item(env.engine, done, "w:1", ItemStatus.EXPORTED)
+    store_items.finish_item(env.engine, done, "w:1", ItemStatus.EXPORTED)
     drain_broker(env)
     broker.flushall()
 
@@ -111,14 +111,14 @@ def test_items_of_a_dead_worker_come_back_once_their_lease_expired(env: Env, bro
     ids = published_batch(env, 2)
     drain_broker(env)
     for i in ids:
-        assert repo.claim_item(env.engine, i, "dead:1", lease_s=60) is not None
+        assert store_items.claim_item(env.engine, i, "dead:1", lease_s=60) is not None
     assert sweep(env, broker).published == 0  # leases still running
     backdate(env, ids[:1], 61, lease="lease_until")
 
     report = sweep(env, broker)
 
     assert report.expired == ids[:1] and drain_broker(env) == 1
-    assert repo.claim_item(env.engine, ids[0], "alive:2", lease_s=60) is not None
+    assert store_items.claim_item(env.engine, ids[0], "alive:2", lease_s=60) is not None
 
 
 def test_items_never_published_are_published_after_the_grace(env: Env, broker: fakeredis.FakeRedis) -> None:
@@ -160,7 +160,7 @@ def test_workers_publish_an_overdue_item_only_when_two_turns_in_a_row_found_it(
         return recovery.sweep(env.res.celery, env.engine, env.res.limiter, env.settings, broker, memory).overdue
 
     assert turn() == []  # suspected only
-    assert repo.claim_item(env.engine, ids[0], "live:1", 60) is not None  # the live worker claims its message
+    assert store_items.claim_item(env.engine, ids[0], "live:1", 60) is not None  # the live worker claims its message
     assert turn() == ids[1:]
     assert publications(env, ids) == [1, 2]
 
@@ -168,8 +168,8 @@ def test_workers_publish_an_overdue_item_only_when_two_turns_in_a_row_found_it(
 def test_a_retry_due_later_is_not_overdue(env: Env, broker: fakeredis.FakeRedis) -> None:
     (item_id,) = published_batch(env, 1)
     drain_broker(env)
-    assert repo.claim_item(env.engine, item_id, "w:1", 60) is not None
-    repo.release_item(env.engine, item_id, "w:1", countdown_s=600)  # waiting for Greenhouse, 10 min
+    assert store_items.claim_item(env.engine, item_id, "w:1", 60) is not None
+    store_items.release_item(env.engine, item_id, "w:1", countdown_s=600)  # waiting for Greenhouse, 10 min
     backdate(env, [item_id], GRACE_S + 1, enq="enqueued_at")
 
     assert sweep(env, broker).published == 0
@@ -195,7 +195,7 @@ def test_a_second_run_of_one_item_in_one_process_is_refused() -> None:
 def test_the_heartbeat_renews_only_the_items_a_run_holds(env: Env) -> None:
     a, b = env.batch([profile(id="a"), profile(id="b")]).to_enqueue
     for i in (a, b):
-        assert repo.claim_item(env.engine, i, "me:1", lease_s=5) is not None
+        assert store_items.claim_item(env.engine, i, "me:1", lease_s=5) is not None
     inflight = InFlight()
     beat = Heartbeat(lambda: env.engine, "me:1", inflight, lease_s=60, interval_s=1, health=StoreHealth())
     with inflight.hold(a):
@@ -207,10 +207,10 @@ def test_the_heartbeat_renews_only_the_items_a_run_holds(env: Env) -> None:
 
 def test_an_item_left_sending_by_this_process_is_taken_back_at_once(env: Env) -> None:
     (item_id,) = env.batch([profile()]).to_enqueue
-    assert repo.claim_item(env.engine, item_id, "me:1", lease_s=60) is not None
-    assert repo.claim_item(env.engine, item_id, "other:2", lease_s=60) is None
-    assert repo.claim_item(env.engine, item_id, "other:2", lease_s=60, reclaim_own=True) is None
-    assert repo.claim_item(env.engine, item_id, "me:1", lease_s=60, reclaim_own=True) is not None
+    assert store_items.claim_item(env.engine, item_id, "me:1", lease_s=60) is not None
+    assert store_items.claim_item(env.engine, item_id, "other:2", lease_s=60) is None
+    assert store_items.claim_item(env.engine, item_id, "other:2", lease_s=60, reclaim_own=True) is None
+    assert store_items.claim_item(env.engine, item_id, "me:1", lease_s=60, reclaim_own=True) is not None
 
 
 def test_store_health_says_it_once(caplog: pytest.LogCaptureFixture) -> None:

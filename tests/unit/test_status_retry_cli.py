@@ -15,7 +15,7 @@ import producer.cli_base as cli
 from producer import cli_export
 from producer.cli import app, register_commands
 from shared.harvest.sandbox import seed as s
-from shared.store import repo
+from shared.store import batches
 from shared.store.models import utcnow
 from tests.unit.export_fixtures import Env, drain_broker, make_env, profile
 from tests.unit.retry_fixtures import batch_ids, export, fail, ids, set_items
@@ -59,7 +59,7 @@ def worker_between_polls(env: Env, monkeypatch: pytest.MonkeyPatch) -> list[floa
 
     def one_item(seconds: float) -> None:
         pauses.append(seconds)
-        queued = [it.id for b in batch_ids(env) for it in repo.batch_items(env.engine, b) if it.status == "queued"]
+        queued = [it.id for b in batch_ids(env) for it in batches.batch_items(env.engine, b) if it.status == "queued"]
         assert queued, "the view polled again although nothing was left to do"
         env.export(queued[0])
 
@@ -141,7 +141,7 @@ def test_export_wait_json(env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: P
     doc = json.loads(result.stdout)
     assert (doc["enqueued"], doc["skipped"], doc["done"]) == (2, 0, True)
     assert doc["counts"] == {"exported": 2} and doc["sync"] == {"pending": 2, "synced": 0, "overdue": 0}
-    assert [it.status for it in repo.batch_items(env.engine, doc["batch_id"])] == ["exported", "exported"]
+    assert [it.status for it in batches.batch_items(env.engine, doc["batch_id"])] == ["exported", "exported"]
 
 
 @pytest.mark.parametrize("command", ["status", "export"])

@@ -13,7 +13,7 @@ import pytest
 from shared.harvest.sandbox import seed as s
 from shared.profiles.model import Profile
 from shared.settings import SyncSettings
-from shared.store import repo
+from shared.store import items as store_items
 from shared.store.models import ItemStatus, TargetKind, utcnow
 from tests.unit.export_fixtures import Env, make_env, profile
 from workers.outcome import Finished
@@ -178,4 +178,4 @@ def test_the_window_is_set_from_the_export_time(env: Env) -> None:
     assert item.sync_deadline_at - item.exported_at == timedelta(seconds=3600)
     assert item.sync_check_at - item.exported_at == timedelta(seconds=600)
     assert isinstance(item.sync_deadline_at, datetime)
-    assert repo.get_item(env.engine, item_id) is not None
+    assert store_items.get_item(env.engine, item_id) is not None
