@@ -49,7 +49,7 @@ local function model(state, guess_limit, guess_window, headroom)
   local window
   local learned = hi ~= nil and hi >= lo
   if learned then  -- with a margin for answers that travel at different speeds
-    window = hi + math.max(math.floor(hi / 100), num(f[4]) or 0)
+    window = hi + math.max(math.floor(hi / 100), 2 * (num(f[4]) or 0))
   else
     window = math.max(guess_window, math.floor(lo * 1.1))
   end
@@ -137,7 +137,7 @@ local sent = tonumber(ARGV[1])
 local announced, remaining, reset_in = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local f = redis.call('HMGET', KEYS[2], 'limit', 'lo', 'hi', 'lat', 'srv_at')
 local limit, lo, hi = num(f[1]), num(f[2]) or 0, num(f[3])
-local lat = math.max(e - sent, math.floor((num(f[4]) or 0) * 0.9))
+local lat = math.max(e - sent, math.floor((num(f[4]) or 0) * 0.99))
 redis.call('HSET', KEYS[2], 'lat', lat)
 if announced >= 1 then
   limit = announced
