@@ -29,6 +29,7 @@ from shared.connections.targets import check_target
 from shared.errors import (
     CONNECTION_REMOVED_CAUSE,
     KNOWN_CAUSES,
+    ConflictError,
     PublishFailedError,
     TargetNotAllowedError,
     UserError,
@@ -73,6 +74,8 @@ class ExportResult:
     enqueued: int
     skipped: int
     rejected: list[LineError] = field(default_factory=list)
+    replayed: bool = False
+    """The batch was recorded earlier under the same ``Idempotency-Key`` and request: nothing new was recorded."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -94,13 +97,21 @@ def export_profiles(
     include_exported: bool = False,
     new_record: bool = False,
     dummy_emails: bool = False,
+    idempotency: tuple[str, str, str] | None = None,
 ) -> ExportResult:
     """Record an export batch and enqueue one task per candidate to export.
 
     Raises :class:`shared.errors.UserError` (unknown connection, target not allowed, no Greenhouse user
     with exactly ``user_email``) before anything is recorded, and :class:`shared.errors.PublishFailedError`
     (carrying the batch id) when the batch is recorded but the broker could not take its tasks.
+    ``idempotency``: ``(tenant id or "", Idempotency-Key, hash of the request)``, recorded with the batch; the
+    same key and hash again give that batch back (``replayed``, nothing recorded nor enqueued), the same key
+    with another hash is a :class:`shared.errors.ConflictError`.
     """
+    if idempotency is not None:
+        earlier = _replay(res, *idempotency)
+        if earlier is not None:
+            return earlier
     conn = get_connection(res.engine, connection_name)
     reader = res.harvest_for(conn)
     check_target(
@@ -137,14 +148,36 @@ def export_profiles(
         new_record=new_record,
         dummy_emails=dummy_emails,
         rejected=[e.as_dict() for e in rejected],
+        tenant_id=conn.tenant_id,
     )
-    created = batches.create_batch(res.engine, batch, [batches.NewItem(p.id, p.snapshot()) for p in profiles])
+    new_items = [batches.NewItem(p.id, p.snapshot()) for p in profiles]
+    if idempotency is not None:
+        created = batches.create_batch(res.engine, batch, new_items, idempotency=idempotency)
+        if created.replayed:  # a concurrent request with the same key recorded it first
+            return ExportResult(created.batch_id, 0, 0, list(rejected), replayed=True)
+    else:
+        created = batches.create_batch(res.engine, batch, new_items)
     try:
         res.publish(created.to_enqueue)
     except Exception as exc:  # the broker is down or refused: the batch stands, recovery publishes it
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PublishFailedError(created.batch_id, reason) from exc
     return ExportResult(created.batch_id, len(created.to_enqueue), created.skipped, list(rejected))
+
+
+def _replay(res: Resources, tenant_key: str, key: str, request_hash: str) -> ExportResult | None:
+    """The batch recorded earlier under ``key`` for this very request (read before any Greenhouse call, so a
+    replay answers even if the target changed since), None for a new key; :class:`ConflictError` when the key
+    came with another request."""
+    earlier = batches.find_idempotency_key(res.engine, tenant_key, key)
+    if earlier is None:
+        return None
+    earlier_hash, batch_id = earlier
+    if earlier_hash != request_hash:
+        raise ConflictError(f"Idempotency-Key {key!r} was used for another request (batch {batch_id})")
+    batch = _batch(res, batch_id)
+    rejected = [LineError(e["line"], e.get("id"), e.get("field"), e.get("error", "")) for e in batch.rejected]
+    return ExportResult(batch.id, 0, 0, rejected, replayed=True)
 
 
 @dataclass(frozen=True)
@@ -317,6 +350,7 @@ def batch_status(res: Resources, batch_id: str) -> dict[str, Any]:
                 "synced_at": _iso(it.synced_at),
                 "sync_deadline_at": _iso(it.sync_deadline_at),
                 "sync_detail": it.sync_detail,
+                "record_deleted_at": _iso(it.record_deleted_at),
             }
             for it in items
         ],
@@ -347,6 +381,7 @@ def _profile_export(item: ItemRecord, batch: BatchRecord) -> dict[str, Any]:
         "sync_deadline_at": _iso(item.sync_deadline_at),
         "sync_detail": item.sync_detail,
         "sync_checks": item.sync_checks,
+        "record_deleted_at": _iso(item.record_deleted_at),
         "attempts": item.attempts,
         "error": item.error,
         "error_cause": item.error_cause,
@@ -366,11 +401,14 @@ def profile_status(res: Resources, connection_name: str, profile_id: str) -> dic
     newest export's status; ``sync_state``: ``pending``/``synced``/``overdue`` of the newest export written
     to Greenhouse; ``in_progress``: an export is still ``queued`` or ``sending``. A profile never exported
     has ``exports: []``. Raises :class:`shared.errors.ConnectionNotFoundError` for an unknown connection.
+    An export whose record Greenhouse deleted since (or merged into another: its ``delete_candidate`` webhook)
+    has ``record_deleted_at`` and counts as written no more; ``record_deleted``: the profile was exported, but
+    no record of it is left (the next export links to a person found by email, or creates it again).
     """
     conn = get_connection(res.engine, connection_name)
     exports = history.profile_exports(res.engine, conn.id, profile_id)
     person = people.find_person(res.engine, conn.id, profile_id)
-    written = [e.item for e in exports if e.item.status in DONE_STATUSES]
+    written = [e.item for e in exports if e.item.status in DONE_STATUSES and e.item.record_deleted_at is None]
     candidate_id = person.greenhouse_candidate_id if person is not None else None
     if candidate_id is None and written:
         candidate_id = written[0].greenhouse_candidate_id
@@ -382,6 +420,9 @@ def profile_status(res: Resources, connection_name: str, profile_id: str) -> dic
         "status": exports[0].item.status.value if exports else None,
         "sync_state": SYNC_STATE[written[0].status] if written else None,
         "in_progress": any(e.item.status in ACTIVE_STATUSES for e in exports),
+        "record_deleted": candidate_id is None
+        and not written
+        and any(e.item.record_deleted_at is not None for e in exports),
         "exports": [_profile_export(e.item, e.batch) for e in exports],
     }
 
@@ -406,3 +447,23 @@ def complete_partner_consent(res: Resources, params: Mapping[str, str]) -> Conne
     )
     res.grants.forget(result.connection.id)
     return result
+
+
+# --- what a connection can export to ----------------------------------------------------------------------
+
+
+def open_jobs(res: Resources, connection_name: str) -> list[dict[str, Any]]:
+    """The open jobs of the connection's Greenhouse (``jobs --json``'s ``jobs``; cached lookups)."""
+    conn = get_connection(res.engine, connection_name)
+    reader = res.harvest_for(conn)
+    with reader:
+        return [j.model_dump(mode="json") for j in res.lookups_for(conn, reader).open_jobs()]
+
+
+def prospect_pools(res: Resources, connection_name: str) -> list[dict[str, Any]]:
+    """The prospect pools of the connection's Greenhouse with their stages (``pools --json``'s ``pools``)."""
+    conn = get_connection(res.engine, connection_name)
+    reader = res.harvest_for(conn)
+    with reader:
+        pools = res.lookups_for(conn, reader).pools()
+    return [{**p.pool.model_dump(mode="json"), "stages": [s.model_dump(mode="json") for s in p.stages]} for p in pools]

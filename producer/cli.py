@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover
     # The fallback binds click's own class to the name mypy typed from typer's vendored copy (same API).
     from click.exceptions import UsageError  # type: ignore[assignment]  # the other class of the same name
 
-from producer import cli_connections, cli_export, cli_metrics, cli_ops, cli_run
+from producer import cli_api, cli_callbacks, cli_connections, cli_export, cli_metrics, cli_ops, cli_run
 from producer.cli_base import app, close_resources, fail
 
 USAGE_EXIT = 2
@@ -34,7 +34,7 @@ def register_commands() -> None:
     """Add every command to :data:`app` (once)."""
     global _registered
     if not _registered:
-        for module in (cli_connections, cli_export, cli_run, cli_ops, cli_metrics):
+        for module in (cli_connections, cli_export, cli_run, cli_ops, cli_metrics, cli_callbacks, cli_api):
             module.register(app)
         _registered = True
 

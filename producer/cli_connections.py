@@ -1,5 +1,5 @@
-"""``ghexport connect | configure | connections | disconnect | jobs | pools | keygen | migrate`` (operator
-contract).
+"""``ghexport connect | configure | connections | disconnect | webhook-secret | jobs | pools | keygen | migrate``
+(operator contract).
 
 Thin typer commands over :mod:`shared.connections.service`; failures print one line on stderr and exit 1
 (:func:`producer.cli_base.handle_errors`). The client secret may come from ``GHX_CLIENT_SECRET`` instead of the
@@ -360,6 +360,31 @@ def disconnect_cmd(
 
 
 @handle_errors
+def webhook_secret_cmd(
+    name: Annotated[str, typer.Argument(help="The connection Greenhouse's webhooks are for.")],
+    from_stdin: Annotated[
+        bool, typer.Option("--secret-stdin", help="Read the secret from stdin instead of generating one.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Set the secret key of the connection's Greenhouse webhooks (delete_candidate) and print it once: paste it
+    into the webhook's "Secret key" in Greenhouse, with the endpoint /v1/greenhouse/webhooks/NAME."""
+    import sys
+
+    from shared.connections.webhooks import set_webhook_secret
+
+    res = resources()
+    given = SecretStr(sys.stdin.readline().strip()) if from_stdin else None
+    if given is not None and not given.get_secret_value():
+        raise CliError("no secret on stdin")
+    secret = set_webhook_secret(res.settings, res.engine, name, given).get_secret_value()
+    if as_json:
+        print_json({"connection": name, "webhook_secret": secret})
+        return
+    console.print(f"webhook secret of {name} (shown once): {secret}", markup=False, highlight=False)
+
+
+@handle_errors
 def jobs_cmd(
     connection: Annotated[str, typer.Option("--connection", help="Connection name.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
@@ -457,6 +482,7 @@ def register(app: typer.Typer) -> None:
     app.command("configure")(configure_cmd)
     app.command("connections")(connections_cmd)
     app.command("disconnect")(disconnect_cmd)
+    app.command("webhook-secret")(webhook_secret_cmd)
     app.command("jobs")(jobs_cmd)
     app.command("pools")(pools_cmd)
     app.command("keygen")(keygen_cmd)

@@ -245,6 +245,8 @@ def _print_profile(doc: dict[str, Any]) -> None:
         head = f"exported to Greenhouse as candidate {doc['greenhouse_candidate_id']}"
         if doc["sync_state"]:
             head += f" (sync {doc['sync_state']})"
+    elif doc.get("record_deleted"):
+        head = "not exported to Greenhouse any more (its record was deleted or merged away there)"
     else:
         head = "not exported to Greenhouse"
     if doc["in_progress"]:
@@ -257,6 +259,8 @@ def _print_profile(doc: dict[str, Any]) -> None:
         sync = _when(e["synced_at"]) or (f"due {_when(e['sync_deadline_at'])}" if e["sync_deadline_at"] else "")
         if e["sync_detail"]:
             sync = f"{sync} {e['sync_detail']}".strip()
+        if e.get("record_deleted_at"):
+            sync = f"record deleted {_when(e['record_deleted_at'])}"
         error = f"{e['error_cause']}: {e['error']}" if e["error_cause"] and e["error"] else e["error"] or ""
         table.add_row(
             e["batch_id"],

@@ -8,7 +8,10 @@
     │   ├── ConnectionNotFoundError       no connection of that name (or it was removed)
     │   ├── TargetNotAllowedError         target refused by the connection, or invalid (job not open...)
     │   ├── ConnectCheckError             ``connect`` refused the credential (shared.connections.checks)
-    │   └── ConsentError                  a partner consent did not complete (denied, wrong or used state, code refused)
+    │   ├── ConsentError                  a partner consent did not complete (denied, wrong or used state, code refused)
+    │   ├── ConflictError                 the request conflicts with what is stored (an Idempotency-Key reused...)
+    │   ├── WebhookSignatureError         a Greenhouse webhook not signed with the connection's secret (or none set)
+    │   └── WebhookPayloadError           a signed Greenhouse webhook whose body we cannot read
     ├── UnavailableError                  a service we depend on did not answer: try again later
     │   ├── StoreUnavailableError         the result store (SQL)
     │   └── BrokerUnavailableError        the broker or the Redis of the limiter and caches
@@ -88,6 +91,22 @@ class ConsentError(UserError):
 
 class ConnectCheckError(UserError):
     """``connect`` refused to store a connection; the message says which check failed and how to fix it."""
+
+
+class ConflictError(UserError):
+    """The request conflicts with what is already stored: an ``Idempotency-Key`` reused for another request, a
+    tenant id or connection name that belongs to someone else. The HTTP API answers 409."""
+
+
+class WebhookSignatureError(UserError):
+    """A Greenhouse webhook delivery was refused and changed nothing: no ``Signature`` header, one that does not
+    match the body under the connection's webhook secret, no secret configured, or no such live connection
+    (one message for all, so an unsigned caller learns nothing). The HTTP API answers 401."""
+
+
+class WebhookPayloadError(UserError):
+    """A correctly signed Greenhouse webhook delivery whose body is not what Greenhouse sends (not JSON, no
+    ``action``, a ``delete_candidate`` without ``payload.person.id``); nothing changed. The HTTP API answers 400."""
 
 
 # --- a service we depend on is down --------------------------------------------------------------------

@@ -97,7 +97,27 @@ EXPORT_RUNS = Counter(
     ["outcome"],
 )
 
+# --- callbacks to the platform (workers/callbacks.py) -----------------------------------------------------
+
+CALLBACK_FAILURE_REASONS = ("http_4xx", "http_5xx", "http_other", "timeout", "connection_error", "not_configured")
+"""Every ``reason`` label of :data:`CALLBACK_FAILURES`: the receiver's answer by class, or why none came."""
+
+CALLBACKS_DELIVERED = Counter("ghx_callbacks_delivered", "Callback events a tenant's receiver took (a 2xx answer).")
+CALLBACK_FAILURES = Counter(
+    "ghx_callback_failures",
+    "Callback delivery attempts that failed, by reason (the event is tried again later, or dead).",
+    ["reason"],
+)
+CALLBACKS_DEAD = Counter("ghx_callbacks_dead", "Callback events dead-lettered: every attempt of the schedule failed.")
+CALLBACK_SECONDS = Histogram(
+    "ghx_callback_duration_seconds",
+    "Time from sending a callback to its answer (or its failure).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0),
+)
+
 # Children made at once: each series shows (at 0) before its first event, in every mode.
+for _reason in CALLBACK_FAILURE_REASONS:
+    CALLBACK_FAILURES.labels(reason=_reason)
 for _outcome in EXPORT_OUTCOMES:
     EXPORT_RUNS.labels(outcome=_outcome)
 for _step in PARK_STEPS:
@@ -171,6 +191,19 @@ def count_parked(count: int, *, enrichment: bool) -> None:
     """Count ``count`` items parked for their credential's budget (``enrichment``: for their parts)."""
     if count > 0:
         ITEMS_PARKED.labels(step=PARK_STEPS[1] if enrichment else PARK_STEPS[0]).inc(count)
+
+
+def observe_callback(seconds: float, failure: str | None = None, *, dead: bool = False) -> None:
+    """Count one callback attempt that took ``seconds``: delivered when ``failure`` is None, else failed for that
+    reason (one of :data:`CALLBACK_FAILURE_REASONS`; anything else counts as ``http_other``), and ``dead``
+    when it was the event's last attempt."""
+    CALLBACK_SECONDS.observe(max(0.0, seconds))
+    if failure is None:
+        CALLBACKS_DELIVERED.inc()
+        return
+    CALLBACK_FAILURES.labels(reason=failure if failure in CALLBACK_FAILURE_REASONS else "http_other").inc()
+    if dead:
+        CALLBACKS_DEAD.inc()
 
 
 # --- multiprocess mode -----------------------------------------------------------------------------------

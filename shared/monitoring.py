@@ -26,14 +26,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-import sqlalchemy as sa
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlmodel import col
 
 from shared import metrics
 from shared.connections.service import list_connections
@@ -43,7 +41,8 @@ from shared.queue.recovery import broker_backlog
 from shared.resources import Resources, translate_error
 from shared.settings import Settings
 from shared.store import grants
-from shared.store.models import GrantState, Item, ItemStatus, aware, utcnow
+from shared.store.figures import ItemFigures, item_figures
+from shared.store.models import GrantState, utcnow
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -67,14 +66,9 @@ class MetricsEndpointError(UserError):
 
 
 @dataclass(frozen=True)
-class StoreFigures:
-    """What one scrape read from the store."""
+class StoreFigures(ItemFigures):
+    """What one scrape read from the store: the items' and callbacks' figures, and the partner connections'."""
 
-    counts: dict[str, int]
-    """Items by status, every status of :class:`ItemStatus` present (0 when none)."""
-    oldest_queued_at: datetime | None
-    oldest_unsynced_at: datetime | None
-    sync_lags_s: list[float]
     needs_reauth: dict[str, bool] = field(default_factory=dict)
     """Every live partner connection by name: True while its consent is gone (``needs_reauth``)."""
 
@@ -82,32 +76,12 @@ class StoreFigures:
 def store_figures(
     engine: Engine, now: datetime, *, window_s: float = SYNC_LAG_WINDOW_S, sample: int = SYNC_LAG_SAMPLE
 ) -> StoreFigures:
-    """Read the store's figures (four queries on the ``status`` index, two on the partner connections)."""
-    counts = {status.value: 0 for status in ItemStatus}
-    status = col(Item.status)
-    with engine.connect() as conn:
-        for name, n in conn.execute(sa.select(status, sa.func.count()).group_by(status)):
-            counts[str(name)] = int(n)
-        queued = conn.scalar(sa.select(sa.func.min(col(Item.updated_at))).where(status == ItemStatus.QUEUED))
-        unsynced = conn.scalar(sa.select(sa.func.min(col(Item.exported_at))).where(status == ItemStatus.EXPORTED))
-        recent = conn.execute(
-            sa.select(col(Item.exported_at), col(Item.synced_at))
-            .where(
-                status == ItemStatus.SYNCED,
-                col(Item.synced_at) >= now - timedelta(seconds=window_s),
-                col(Item.exported_at).is_not(None),
-            )
-            .order_by(col(Item.synced_at).desc())
-            .limit(sample)
-        ).all()
-    lags = [max(0.0, (aware(s) - aware(e)).total_seconds()) for e, s in recent if e is not None and s is not None]
+    """Read the store's figures (:func:`shared.store.figures.item_figures`, then the partner connections)."""
+    found = item_figures(engine, now, window_s=window_s, sample=sample)
     states = grants.grant_states(engine)
     names = {c.id: c.name for c in list_connections(engine) if c.id in states}
     return StoreFigures(
-        counts=counts,
-        oldest_queued_at=aware(queued) if queued is not None else None,
-        oldest_unsynced_at=aware(unsynced) if unsynced is not None else None,
-        sync_lags_s=lags,
+        **vars(found),
         needs_reauth={names[i]: g.state is GrantState.NEEDS_REAUTH for i, g in states.items() if i in names},
     )
 
@@ -219,8 +193,17 @@ class ExportCollector:
         )
         for name, gone in sorted(figures.needs_reauth.items()):
             reauth.add_metric([name], 1.0 if gone else 0.0)
+        callbacks = GaugeMetricFamily(
+            "ghx_callbacks",
+            "Callback events to the platform by delivery state (pending: waiting for a first or next attempt; "
+            "dead: the retry schedule ran out, redeliver by command).",
+            labels=["state"],
+        )
+        for state, n in sorted(figures.callbacks.items()):
+            callbacks.add_metric([state], float(n))
         out: list[Metric] = [
             items,
+            callbacks,
             GaugeMetricFamily(
                 "ghx_oldest_queued_age_seconds",
                 "Age of the oldest queued item, since it last became queued (0: none queued).",

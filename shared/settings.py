@@ -190,6 +190,74 @@ class PartnerSettings(BaseModel):
         return self
 
 
+class CallbackSettings(BaseModel):
+    """Delivery of the signed callbacks to the tenants' URLs (``GHX_CALLBACKS__*``).
+
+    Each ``ghexport worker``'s main process delivers from a thread of its own, never in an export slot: a
+    slow or dead receiver costs at most ``per_tenant`` of its ``concurrency`` delivery slots, never an export.
+    """
+
+    enabled: bool = True
+    schedule_s: list[float] = Field(default_factory=lambda: [5.0, 60.0, 300.0, 1800.0, 7200.0, 18000.0, 25200.0])
+    """Waits after the 1st, 2nd... failed attempt (a JSON list); once spent the event is dead (default: about
+    14.6 hours in eight attempts)."""
+    connect_timeout_s: float = 5.0
+    timeout_s: float = 10.0
+    """Longest wait for the receiver to take the request and answer it (each of sending and answering)."""
+    concurrency: int = 16
+    """Deliveries in flight at once per worker."""
+    per_tenant: int = 4
+    """Deliveries in flight at once per worker for one tenant: a dead receiver never takes every slot."""
+    poll_s: float = 1.0
+    """How often a worker looks for due events when it found none the last time."""
+    lease_s: float = 60.0
+    """How long an event taken for delivery is left to its worker (longer than an attempt can take)."""
+    retention_s: float = 7 * 86400.0
+    """Delivered events are deleted after this long (dead ones stay until redelivered)."""
+
+    @model_validator(mode="after")
+    def _valid(self) -> CallbackSettings:
+        if not self.schedule_s or any(s <= 0 for s in self.schedule_s):
+            raise ValueError("schedule_s must be a non-empty list of positive delays")
+        if self.concurrency < 1 or self.per_tenant < 1:
+            raise ValueError("concurrency and per_tenant must be at least 1")
+        for name in ("connect_timeout_s", "timeout_s", "poll_s", "retention_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.lease_s <= self.connect_timeout_s + 2 * self.timeout_s:
+            raise ValueError("lease_s must exceed connect_timeout_s + 2 * timeout_s (the longest attempt)")
+        return self
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API, ``ghexport api`` (``GHX_API__*``). It speaks plain HTTP: TLS is the deployment's (a
+    TLS-terminating proxy in front of it)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest NDJSON request body (``POST /v1/exports`` with one profile a line): a longer one is refused (413)."""
+    max_json_bytes: int = 1024 * 1024
+    """Largest JSON request body of every other request (413 beyond it)."""
+    public_url: str | None = None
+    """The API's address as the customers' browsers reach it (``https://exporter.example.com``): the partner
+    consent's redirect URI is ``{public_url}/v1/partner/consent-callback`` (registered with Greenhouse).
+    Unset: ``http://{host}:{port}``."""
+
+    @model_validator(mode="after")
+    def _valid(self) -> ApiSettings:
+        if not 0 < self.port < 65536:
+            raise ValueError("port must be in 1..65535")
+        if self.max_body_bytes < 1024 or self.max_json_bytes < 1024:
+            raise ValueError("max_body_bytes and max_json_bytes must be at least 1024")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """:attr:`public_url` without a trailing slash, else ``http://{host}:{port}``."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
 class ObservabilitySettings(BaseModel):
     """Logs and metrics (``GHX_LOG__*``)."""
 
@@ -235,6 +303,8 @@ class Settings(BaseSettings):
     log: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     resume: ResumeSettings = Field(default_factory=ResumeSettings)
     partner: PartnerSettings = Field(default_factory=PartnerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that rebuild these settings in another process (a worker subprocess).

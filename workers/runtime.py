@@ -17,6 +17,7 @@ from shared.harvest.limiter import RedisRateLimiter
 from shared.queue.pacing import Pacer
 from shared.resources import Resources
 from shared.settings import Settings
+from workers.callbacks import CallbackDelivery
 from workers.consent import ConsentTurn
 from workers.export import ExportDeps
 from workers.liveness import Heartbeat
@@ -77,7 +78,8 @@ class WorkerRuntime:
 class MaintenanceRuntime:
     """The main process of one ``ghexport worker``: its pacer releases parked items to the broker, and it
     takes its turn at recovery and read-back (:mod:`workers.maintenance`), at sync confirmation
-    (:mod:`workers.sync`) and at looking after partner consents (:mod:`workers.consent`).
+    (:mod:`workers.sync`) and at looking after partner consents (:mod:`workers.consent`), and delivers the
+    tenants' callbacks (:mod:`workers.callbacks`).
 
     The pacer has nothing to do when the shared limiter is disabled (items are published at once, never
     parked); recovery always runs.
@@ -90,6 +92,7 @@ class MaintenanceRuntime:
         self._maintenance: Maintenance | None = None
         self._sync: SyncConfirmation | None = None
         self._consent: ConsentTurn | None = None
+        self._callbacks: CallbackDelivery | None = None
 
     def start(self) -> None:
         """Start the pacer (with the shared limiter) and the maintenance thread (idempotent)."""
@@ -116,12 +119,16 @@ class MaintenanceRuntime:
             self._sync.start()
         self._consent = ConsentTurn(res, owner)
         self._consent.start()
+        if self.settings.callbacks.enabled:  # its own thread, client and pool: never an export slot
+            self._callbacks = CallbackDelivery(res)
+            self._callbacks.start()
 
     def stop(self) -> None:
         """Stop the threads and close their resources (safe before :meth:`start` and twice)."""
-        for thread in (self._pacer, self._maintenance, self._sync, self._consent):
+        for thread in (self._pacer, self._maintenance, self._sync, self._consent, self._callbacks):
             if thread is not None:
                 thread.stop()
         if self._res is not None:
             self._res.close()
         self._pacer, self._maintenance, self._sync, self._consent, self._res = None, None, None, None, None
+        self._callbacks = None

@@ -86,10 +86,14 @@ def begin_partner_consent(
     duplicate_policy: DuplicatePolicy | str = DuplicatePolicy.LINK,
     fields: FieldSettings | None = None,
     verify: Literal["prospect"] | int | None = None,
+    tenant_id: str | None = None,
+    return_url: str | None = None,
 ) -> PartnerConsent:
     """Record a partner connect and return Greenhouse's authorization URL for the customer's consent.
 
-    Raises :class:`UserError` for empty or contradictory options (before anything is recorded) and
+    ``tenant_id`` (the platform customer the connection will belong to) and ``return_url`` (where the HTTP
+    API's consent callback sends the browser back) are remembered with the request. Raises
+    :class:`UserError` for empty or contradictory options (before anything is recorded) and
     :class:`~shared.errors.ConfigurationError` without a usable ``GHX_SECRET_KEY``."""
     name, client_id, user_email = name.strip(), client_id.strip(), user_email.strip()
     if not name or not client_id or not user_email or not client_secret.get_secret_value():
@@ -108,6 +112,8 @@ def begin_partner_consent(
         "duplicate_policy": policy.value,
         "fields": fields.to_stored() if fields is not None else None,
         "verify": verify,
+        "tenant_id": tenant_id,
+        "return_url": return_url,
     }
     store.save_consent_request(
         engine,
@@ -219,6 +225,7 @@ def complete_partner_consent(
         duplicate_policy=DuplicatePolicy(options["duplicate_policy"]),
         scopes=checked.scopes,
         fields=FieldSettings.from_stored(fields) if fields is not None else None,
+        tenant_id=options.get("tenant_id"),
     )
     if holds is not None and holds.lift(conn.limit_key):
         log.info("connect --partner %s: consent restored; its waiting items go on", name)

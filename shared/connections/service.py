@@ -15,18 +15,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Unpack, cast
+from typing import Any, Literal, Unpack
 
-import sqlalchemy as sa
 from pydantic import SecretStr, ValidationError
-from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from shared.connections import checks
 from shared.connections.crypto import decrypt_secret, encrypt_secret
 from shared.connections.lookups import Lookups
 from shared.connections.targets import check_job_open, check_target
-from shared.errors import ConfigurationError, ConnectionNotFoundError, UserError
+from shared.errors import ConfigurationError, ConflictError, ConnectionNotFoundError, UserError
 from shared.harvest.auth import Credential
 from shared.harvest.client import HarvestClient
 from shared.harvest.models import Source, User
@@ -34,14 +33,12 @@ from shared.harvest.partner import AccessTokens
 from shared.harvest.transport import TransportOptions
 from shared.profiles.fields import FieldSettings
 from shared.settings import Settings
+from shared.store import items as store_items
 from shared.store.grants import upsert_grant, wipe_tokens
 from shared.store.models import (
-    ACTIVE_STATUSES,
     Connection,
     ConnectionKind,
     DuplicatePolicy,
-    Item,
-    ItemStatus,
     utcnow,
 )
 from shared.store.records import ConnectionRecord, GrantRecord
@@ -99,6 +96,7 @@ def connect(
     readback_poll_s: float = checks.READBACK_POLL_S,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    tenant_id: str | None = None,
     **client_kw: Unpack[TransportOptions],
 ) -> ConnectResult:
     """Check a Greenhouse credential and store it as connection ``name`` (insert, or update + revive).
@@ -112,7 +110,8 @@ def connect(
     :meth:`shared.resources.Resources.harvest_options`) go to the Harvest client; the checks make about 30
     calls, so pass the shared limiter, and ``patient=True`` from a command so that a transient fault or a
     busy limit is waited out (said through ``on_wait``) rather than failing the connect.
-    ``sleep``/``clock`` pace the read-back of the test candidate.
+    ``sleep``/``clock`` pace the read-back of the test candidate. ``tenant_id``: the platform customer the
+    connection belongs to (the HTTP API's; None: an operator's connection).
     """
     name, client_id, user_email = name.strip(), client_id.strip(), user_email.strip()
     if not name or not client_id or not user_email or not client_secret.get_secret_value():
@@ -151,6 +150,7 @@ def connect(
         duplicate_policy=policy,
         scopes=checked.scopes,
         fields=fields,
+        tenant_id=tenant_id,
     )
     log.info("connect %s: stored (user id %s, source id %s)", name, checked.user.id, checked.source.id)
     return checked.result(conn, created, user_email)
@@ -224,12 +224,16 @@ def save_connection(
     duplicate_policy: DuplicatePolicy,
     scopes: list[str],
     fields: FieldSettings | None,
+    tenant_id: str | None = None,
 ) -> tuple[ConnectionRecord, bool]:
     """Insert connection ``name``, or update it in place (secret rotation) and clear ``removed_at``; a
-    ``partner`` connection's organization and grant (its tokens) are stored in the same transaction."""
+    ``partner`` connection's organization and grant (its tokens) are stored in the same transaction. A
+    connection keeps its tenant: updating one of another tenant (``tenant_id``) is a :class:`ConflictError`."""
     with Session(engine) as session:
         conn = session.exec(select(Connection).where(Connection.name == name)).first()
         created = conn is None
+        if conn is not None and conn.tenant_id != tenant_id:
+            raise ConflictError(f"connection name {name} is taken; choose another name")
         if conn is None:
             conn = Connection(
                 name=name,
@@ -238,6 +242,7 @@ def save_connection(
                 user_id=user.id,
                 source_id=source.id,
                 source_name=source.name,
+                tenant_id=tenant_id,
             )
         conn.client_id = client_id
         conn.client_secret_encrypted = encrypted
@@ -390,24 +395,8 @@ def disconnect(engine: Engine, name: str) -> int:
         conn = session.exec(select(Connection).where(Connection.name == name)).first()
         if conn is None or conn.removed_at is not None:
             raise ConnectionNotFoundError(f"connection {name} does not exist or was already removed")
-        # an UPDATE's result is a CursorResult (it has rowcount); Session.execute is typed with the base class
-        result = cast(
-            "CursorResult[Any]",
-            session.execute(
-                sa.update(Item)
-                .where(
-                    col(Item.connection_id) == conn.id,
-                    col(Item.status).in_(ACTIVE_STATUSES),
-                )
-                .values(
-                    status=ItemStatus.FAILED,
-                    error=CONNECTION_REMOVED,
-                    error_cause=CONNECTION_REMOVED_CAUSE,
-                    owner=None,
-                    lease_until=None,
-                    updated_at=now,
-                )
-            ),
+        failed_ids = store_items.fail_active_items(
+            session.connection(), conn.id or 0, CONNECTION_REMOVED_CAUSE, CONNECTION_REMOVED
         )
         conn.client_secret_encrypted = ""
         if conn.id is not None:
@@ -416,7 +405,7 @@ def disconnect(engine: Engine, name: str) -> int:
         conn.updated_at = now
         session.add(conn)
         session.commit()
-        failed = int(result.rowcount or 0)
+        failed = len(failed_ids)
     log.info("disconnect %s: removed; %d unfinished items failed", name, failed)
     return failed
 

@@ -263,46 +263,65 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _read(numbered: Iterable[tuple[int, str | None]]) -> ReadResult:
-    result = ReadResult()
-    seen: dict[str, int] = {}
-    for lineno, text in numbered:
+class ProfileReader:
+    """Reads profile lines one at a time, for input that arrives in pieces (a request body as it streams in):
+    :meth:`add` each numbered line (or :meth:`add_object` an already parsed one), then take :attr:`result`.
+    The same checks as :func:`read_profiles`, duplicates included (an id seen on an earlier line)."""
+
+    def __init__(self) -> None:
+        self.result = ReadResult()
+        self._seen: dict[str, int] = {}
+
+    def add(self, lineno: int, text: str | None) -> None:
+        """Read line ``lineno`` (None: it was not valid UTF-8); a blank line is skipped."""
+        errors = self.result.errors
         if text is None:
-            result.errors.append(LineError(lineno, None, None, "not valid UTF-8"))
-            continue
+            errors.append(LineError(lineno, None, None, "not valid UTF-8"))
+            return
         if lineno == 1:
             text = text.removeprefix("\ufeff")
         if not text.strip():
-            continue
+            return
         if len(text) > MAX_LINE_CHARS:
-            result.errors.append(LineError(lineno, None, None, f"line longer than {MAX_LINE_CHARS} chars"))
-            continue
+            errors.append(LineError(lineno, None, None, f"line longer than {MAX_LINE_CHARS} chars"))
+            return
         try:
             obj = json.loads(text, parse_constant=_reject_constant)
         except ValueError:
-            result.errors.append(LineError(lineno, None, None, "invalid JSON"))
-            continue
+            errors.append(LineError(lineno, None, None, "invalid JSON"))
+            return
         except RecursionError:  # json's decoder recurses per nesting level: a line of "[[[..." got here
-            result.errors.append(LineError(lineno, None, None, "invalid JSON: nested too deeply"))
-            continue
+            errors.append(LineError(lineno, None, None, "invalid JSON: nested too deeply"))
+            return
+        self.add_object(lineno, obj)
+
+    def add_object(self, lineno: int, obj: object) -> None:
+        """Read one parsed JSON value as the profile of line (or position) ``lineno``."""
+        errors = self.result.errors
         if not isinstance(obj, dict):
-            result.errors.append(LineError(lineno, None, None, "not a JSON object"))
-            continue
+            errors.append(LineError(lineno, None, None, "not a JSON object"))
+            return
         pid = _readable_id(obj)
         try:
             profile = Profile.model_validate(obj)
         except ValidationError as exc:
             for err in exc.errors(include_url=False, include_input=False):
-                result.errors.append(LineError(lineno, pid, _loc(err["loc"]) or None, _message(err["msg"])))
-            continue
-        if profile.id in seen:
-            result.errors.append(
-                LineError(lineno, profile.id, "id", f"duplicate id, first seen on line {seen[profile.id]}")
+                errors.append(LineError(lineno, pid, _loc(err["loc"]) or None, _message(err["msg"])))
+            return
+        if profile.id in self._seen:
+            errors.append(
+                LineError(lineno, profile.id, "id", f"duplicate id, first seen on line {self._seen[profile.id]}")
             )
-            continue
-        seen[profile.id] = lineno
-        result.profiles.append(profile)
-    return result
+            return
+        self._seen[profile.id] = lineno
+        self.result.profiles.append(profile)
+
+
+def _read(numbered: Iterable[tuple[int, str | None]]) -> ReadResult:
+    reader = ProfileReader()
+    for lineno, text in numbered:
+        reader.add(lineno, text)
+    return reader.result
 
 
 def read_profiles(lines: Iterable[str]) -> ReadResult:

@@ -18,9 +18,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlmodel import col
-
 from shared.harvest.breaker import CircuitBreaker
 from shared.harvest.holds import Holds
 from shared.harvest.limiter import RateGate, RedisRateLimiter, Released
@@ -30,8 +27,6 @@ from shared.queue.periodic import Periodic
 from shared.queue.publishing import publish
 from shared.store import publication
 from shared.store import rows as store_rows
-from shared.store.models import Connection, ConnectionKind, Item
-from shared.store.records import limit_key
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -59,30 +54,15 @@ def park(limiter: RedisRateLimiter, engine: Engine, item_ids: Sequence[int], *, 
     """Park ``item_ids`` in their credentials' queues with the cost of their next step; returns how many."""
     parked = 0
     for part in store_rows.chunks(item_ids, chunk):
-        stmt = (
-            sa.select(
-                col(Item.id),
-                col(Connection.client_id),
-                col(Connection.kind),
-                col(Connection.organization_id),
-                col(Item.profile),
-                col(Item.greenhouse_candidate_id),
-            )
-            .join(Connection, col(Connection.id) == col(Item.connection_id))
-            .where(col(Item.id).in_(part))
-        )
-        with engine.connect() as conn:
-            rows = conn.execute(stmt).all()
+        rows = publication.pacing_facts(engine, part)
         groups: dict[tuple[str, bool], list[tuple[int, int]]] = {}
-        for item_id, client_id, kind, organization_id, profile, candidate_id in sorted(rows):
-            has_record = candidate_id is not None  # its core step is done: the parts come next
-            cost = parts_cost(profile) if has_record else core_cost(profile)
-            key = limit_key(client_id, organization_id if kind == ConnectionKind.PARTNER else None)
-            groups.setdefault((key, has_record), []).append((item_id, cost))
+        for fact in rows:
+            cost = parts_cost(fact.profile) if fact.has_record else core_cost(fact.profile)
+            groups.setdefault((fact.limit_key, fact.has_record), []).append((fact.item_id, cost))
         for (key, has_record), items in groups.items():
             limiter.park_many(key, items, enrichment=has_record)
         parked += len(rows)
-        publication.mark_published(engine, [r[0] for r in rows])
+        publication.mark_published(engine, [f.item_id for f in rows])
     return parked
 
 

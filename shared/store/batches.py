@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from shared.errors import CONNECTION_REMOVED_CAUSE
-from shared.store.models import Batch, Connection, Item, ItemStatus, Person, aware, utcnow
+from shared.errors import CONNECTION_REMOVED_CAUSE, ConflictError
+from shared.store.items import told
+from shared.store.models import Batch, Connection, IdempotencyKey, Item, ItemStatus, Person, aware, utcnow
 from shared.store.progress import ItemProgress
 from shared.store.records import BatchRecord, ItemRecord
 from shared.store.rows import chunks, stored_ids
@@ -38,13 +39,23 @@ class BatchCreated:
     batch_id: str
     to_enqueue: list[int] = field(default_factory=list)
     skipped: int = 0
+    replayed: bool = False
+    """The same ``Idempotency-Key`` and request had recorded ``batch_id`` already: nothing new was recorded."""
 
 
-def create_batch(engine: Engine, batch: Batch, items: Sequence[NewItem]) -> BatchCreated:
+def create_batch(
+    engine: Engine, batch: Batch, items: Sequence[NewItem], *, idempotency: tuple[str, str, str] | None = None
+) -> BatchCreated:
     """Record ``batch`` and its items in ONE transaction.
 
     A profile already exported through the batch's connection (the person ledger knows its Greenhouse
     record) is recorded as ``skipped`` unless ``batch.include_exported``; every other item is ``queued``.
+    Skipped items are told to the platform (outbox) in the same transaction, and a batch of skipped items only
+    is complete at once.
+
+    ``idempotency``: ``(tenant id or "", key, request hash)``, inserted in the same transaction. When another
+    transaction recorded the key first (PostgreSQL makes this one wait for it), nothing is recorded: the same
+    hash gives its batch back (``replayed``), another hash raises :class:`shared.errors.ConflictError`.
     """
     batch.id = batch.id or uuid4().hex
     batch.total = len(items)
@@ -52,6 +63,16 @@ def create_batch(engine: Engine, batch: Batch, items: Sequence[NewItem]) -> Batc
     with Session(engine) as session:
         session.add(batch)
         session.flush()
+        if idempotency is not None:
+            tenant_key, key, request_hash = idempotency
+            try:
+                with session.begin_nested():
+                    session.add(
+                        IdempotencyKey(tenant_id=tenant_key, key=key, request_hash=request_hash, batch_id=batch.id)
+                    )
+            except sa.exc.IntegrityError:
+                session.rollback()
+                return _replayed(engine, tenant_key, key, request_hash)
         known: dict[str, int] = {}
         if not batch.include_exported and not batch.new_record:
             ids = [i.profile_id for i in items]
@@ -77,8 +98,39 @@ def create_batch(engine: Engine, batch: Batch, items: Sequence[NewItem]) -> Batc
             .order_by(col(Item.id))
         )
         result = BatchCreated(batch_id=batch.id, to_enqueue=stored_ids(queued), skipped=len(known))
+        if known:
+            skipped = conn.scalars(
+                sa.select(col(Item.id)).where(col(Item.batch_id) == batch.id, col(Item.status) == ItemStatus.SKIPPED)
+            )
+            told(conn, stored_ids(skipped), ended=True)
         session.commit()
     return result
+
+
+def _replayed(engine: Engine, tenant_key: str, key: str, request_hash: str) -> BatchCreated:
+    """The batch another transaction recorded under ``key``: given back for the same request, else a conflict."""
+    with engine.connect() as conn:
+        earlier = conn.execute(
+            sa.select(col(IdempotencyKey.request_hash), col(IdempotencyKey.batch_id)).where(
+                col(IdempotencyKey.tenant_id) == tenant_key, col(IdempotencyKey.key) == key
+            )
+        ).first()
+    if earlier is None:  # pragma: no cover - the key's row exists: its insert just conflicted
+        raise ConflictError(f"Idempotency-Key {key!r} could not be recorded; send the request again")
+    if earlier[0] != request_hash:
+        raise ConflictError(f"Idempotency-Key {key!r} was used for another request (batch {earlier[1]})")
+    return BatchCreated(batch_id=str(earlier[1]), replayed=True)
+
+
+def find_idempotency_key(engine: Engine, tenant_key: str, key: str) -> tuple[str, str] | None:
+    """``(request hash, batch id)`` recorded under ``key`` for the tenant (``""``: an admin key), or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(col(IdempotencyKey.request_hash), col(IdempotencyKey.batch_id)).where(
+                col(IdempotencyKey.tenant_id) == tenant_key, col(IdempotencyKey.key) == key
+            )
+        ).first()
+    return (str(row[0]), str(row[1])) if row is not None else None
 
 
 def _new_item_row(
@@ -157,6 +209,7 @@ def requeue_failed(
             col(Item.error),
             col(Item.history),
             col(Item.updated_at),
+            col(Item.batch_id),
         )
         .join(Connection, col(Connection.id) == col(Item.connection_id))
         .where(*where)
@@ -193,8 +246,11 @@ def requeue_failed(
                     },
                 ],
             }
-            for item_id, attempts, cause, error, history, failed_at in rows
+            for item_id, attempts, cause, error, history, failed_at, _batch in rows
         ]
         for part in chunks(params):
             conn.execute(requeue, list(part))
+        reopened = sorted({str(r[6]) for r in rows})
+        for part in chunks(reopened):  # active again: each completes (and is told) once more when it ends
+            conn.execute(sa.update(Batch).where(col(Batch.id).in_(part)).values(completed_at=None))
     return [int(p["item_id"]) for p in params]

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
+from shared.store import outbox
 from shared.store.models import (
     Connection,
     ConnectionKind,
@@ -107,6 +108,10 @@ def upsert_grant(
     ).first()
     if grant is None:
         grant = Grant(connection_id=connection_id, user_id=user_id)
+    elif grant.state == GrantState.NEEDS_REAUTH:  # the customer consented again: the platform hears of it
+        outbox.emit_connection_event(
+            session.connection(), connection_id, "connection.reconnected", {"state": GrantState.CONNECTED.value}
+        )
     grant.sub = sub
     grant.user_role = user_role
     grant.granted_scopes = scopes
@@ -181,8 +186,17 @@ def mark_needs_reauth(engine: Engine, grant_id: int, generation: int, reason: st
                 .values(state=GrantState.NEEDS_REAUTH, reason=reason[:500], since=now, updated_at=now)
             ),
         )
+        changed = result.rowcount == 1
+        if changed:
+            connection_id = session.exec(select(Grant.connection_id).where(Grant.id == grant_id)).one()
+            outbox.emit_connection_event(
+                session.connection(),
+                connection_id,
+                "connection.needs_reauth",
+                {"state": GrantState.NEEDS_REAUTH.value, "reason": reason[:500], "since": now.isoformat()},
+            )
         session.commit()
-        return result.rowcount == 1
+        return changed
 
 
 def _live_partner_grants() -> Any:

@@ -17,10 +17,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from shared.errors import LeaseLostError
-from shared.store.models import DONE_STATUSES, Item, ItemStatus, utcnow
+from shared.store import outbox
+from shared.store.models import ACTIVE_STATUSES, DONE_STATUSES, Item, ItemStatus, utcnow
 from shared.store.progress import ItemProgress
 from shared.store.records import ItemRecord
-from shared.store.rows import chunks
+from shared.store.rows import chunks, stored_ids
 
 
 def get_item(engine: Engine, item_id: int) -> ItemRecord | None:
@@ -79,6 +80,19 @@ def update_item(engine: Engine, item_id: int, owner: str, /, **values: Any) -> N
     with engine.begin() as conn:
         if conn.execute(stmt).rowcount != 1:
             raise LeaseLostError(f"item {item_id} is no longer held by {owner}")
+        if values.get("status") in outbox.ITEM_EVENT_STATUSES:  # exported, failed, skipped...: not queued again
+            told(conn, [item_id], ended=True)
+
+
+def told(conn: sa.Connection, item_ids: Sequence[int], *, ended: bool) -> None:
+    """Write the outbox rows of items whose status the caller just changed, in the caller's transaction: each
+    item's ``item.<status>`` event and, when they ``ended`` (left ``queued``/``sending``), the completion of
+    every batch they leave with no active item. Every change of an item's status in the store calls it: the
+    one seam through which the platform hears of a change (:mod:`shared.store.outbox`)."""
+    if ended:
+        outbox.emit_item_changes(conn, item_ids)
+    else:
+        outbox.emit_item_events(conn, item_ids)
 
 
 def finish_item(engine: Engine, item_id: int, owner: str, status: ItemStatus, **values: Any) -> None:
@@ -154,6 +168,26 @@ def fail_queued_items(engine: Engine, connection_id: int, cause: str, error: str
                 .where(col(Item.id).in_(part), col(Item.status) == ItemStatus.QUEUED)
                 .values(status=ItemStatus.FAILED, error=error[:2000], error_cause=cause, updated_at=now)
             )
+        told(conn, ids, ended=True)
+    return ids
+
+
+def fail_active_items(conn: sa.Connection, connection_id: int, cause: str, error: str) -> list[int]:
+    """Fail every ``queued`` or ``sending`` item of a connection with ``cause``, in the caller's transaction
+    (the connection's removal: its worker's next write finds the lease gone); their ids."""
+    now = utcnow()
+    where = (col(Item.connection_id) == connection_id, col(Item.status).in_(ACTIVE_STATUSES))
+    ids = sorted(stored_ids(conn.scalars(sa.select(col(Item.id)).where(*where))))
+    for part in chunks(ids):
+        conn.execute(
+            sa.update(Item)
+            .where(col(Item.id).in_(part), *where)
+            .values(
+                status=ItemStatus.FAILED, error=error[:2000], error_cause=cause, owner=None, lease_until=None,
+                updated_at=now,
+            )
+        )  # fmt: skip
+    told(conn, ids, ended=True)
     return ids
 
 
@@ -163,8 +197,8 @@ def mark_synced(engine: Engine, item_ids: Sequence[int], when: datetime | None =
     if not item_ids:
         return 0
     with engine.begin() as conn:
-        return int(
-            conn.execute(
+        synced = stored_ids(
+            conn.scalars(
                 sa.update(Item)
                 .where(col(Item.id).in_(list(item_ids)), col(Item.status) == ItemStatus.EXPORTED)
                 .values(
@@ -175,8 +209,11 @@ def mark_synced(engine: Engine, item_ids: Sequence[int], when: datetime | None =
                     sync_checks=col(Item.sync_checks) + 1,
                     updated_at=when,
                 )
-            ).rowcount
+                .returning(col(Item.id))
+            )
         )
+        told(conn, synced, ended=False)
+    return len(synced)
 
 
 def mark_unconfirmed(
@@ -198,4 +235,6 @@ def mark_unconfirmed(
         updated = conn.execute(
             sa.update(Item).where(col(Item.id) == item_id, col(Item.status) == ItemStatus.EXPORTED).values(**values)
         ).rowcount
+        if updated == 1 and overdue:
+            told(conn, [item_id], ended=False)
     return bool(updated == 1)

@@ -163,6 +163,7 @@ class Item(SQLModel, table=True):
         Index("ix_items_connection_visible", "connection_id", "visible_at"),
         Index("ix_items_create_sent_at", "create_sent_at"),
         Index("ix_items_status_sync_check", "status", "sync_check_at"),
+        Index("ix_items_batch_status", "batch_id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

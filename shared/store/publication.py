@@ -4,6 +4,7 @@ ran out, an item never published, a message overdue."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from shared.store.models import Item, ItemStatus, utcnow
+from shared.store.models import Connection, ConnectionKind, Item, ItemStatus, utcnow
+from shared.store.records import limit_key
 from shared.store.rows import chunks, stored_ids
 
 
@@ -78,3 +80,42 @@ def overdue_items(engine: Engine, older_than_s: float, limit: int = 10_000) -> l
 def queued_before(engine: Engine, when: datetime, limit: int = 100_000) -> list[int]:
     """Items ``queued`` and handed to the queue before ``when`` (their messages were in the broker then)."""
     return _item_ids(engine, col(Item.status) == ItemStatus.QUEUED, col(Item.enqueued_at) < when, limit=limit)
+
+
+@dataclass(frozen=True)
+class PacingFact:
+    """What a pacer needs to park an item: its credential's limit key, its profile (the cost of its next step)
+    and whether its record exists already (its parts come next, after every parked core record)."""
+
+    item_id: int
+    limit_key: str
+    profile: dict[str, Any]
+    has_record: bool
+
+
+def pacing_facts(engine: Engine, item_ids: Sequence[int]) -> list[PacingFact]:
+    """:class:`PacingFact` of each of ``item_ids`` (in id order; missing ids left out)."""
+    stmt = (
+        sa.select(
+            col(Item.id),
+            col(Connection.client_id),
+            col(Connection.kind),
+            col(Connection.organization_id),
+            col(Item.profile),
+            col(Item.greenhouse_candidate_id),
+        )
+        .join(Connection, col(Connection.id) == col(Item.connection_id))
+        .where(col(Item.id).in_(list(item_ids)))
+        .order_by(col(Item.id))
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return [
+        PacingFact(
+            item_id=int(item_id),
+            limit_key=limit_key(client_id, organization_id if kind == ConnectionKind.PARTNER else None),
+            profile=dict(profile or {}),
+            has_record=candidate_id is not None,
+        )
+        for item_id, client_id, kind, organization_id, profile, candidate_id in rows
+    ]

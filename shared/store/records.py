@@ -55,6 +55,8 @@ class ConnectionRecord(_Record):
     kind: ConnectionKind = ConnectionKind.CUSTOM
     organization_id: int | None = None
     organization_name: str | None = None
+    tenant_id: str | None = None
+    """The platform customer the connection belongs to (None: an operator's connection)."""
     created_at: datetime
     updated_at: datetime
     removed_at: datetime | None
@@ -127,6 +129,8 @@ class BatchRecord(_Record):
     total: int
     rejected: list[dict[str, Any]]
     """Input lines that could not be read, each ``{"line": n, "id": ..., "field": ..., "error": ...}``."""
+    tenant_id: str | None = None
+    """The connection's tenant when the batch was recorded (None: an operator's batch)."""
     created_at: datetime
 
     @classmethod
@@ -176,6 +180,8 @@ class ItemRecord(_Record):
     sync_check_at: datetime | None
     sync_checks: int
     sync_detail: str | None
+    record_deleted_at: datetime | None = None
+    """When Greenhouse said (its ``delete_candidate`` webhook) that the record this item wrote to is gone."""
 
     @classmethod
     def from_row(cls, row: Item) -> ItemRecord:

@@ -22,6 +22,7 @@ def _unseen_creates(since: datetime) -> tuple[Any, ...]:
         col(Item.greenhouse_candidate_id).is_not(None),
         col(Item.visible_at).is_(None),
         col(Item.linked_existing).is_(False),
+        col(Item.record_deleted_at).is_(None),  # deleted in Greenhouse since: it will never be seen
     )
 
 

@@ -38,7 +38,7 @@ COMPOSE_SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
 
 REQUIRED_SECRETS = {"GHX_SECRET_KEY", "POSTGRES_PASSWORD", "GHX_FLOWER_BASIC_AUTH"}
 """Variables the operator must set (``${VAR:?message}``): compose refuses to start without them."""
-LONG_RUNNING = {"redis", "postgres", "worker", "flower", "metrics", "sandbox"}
+LONG_RUNNING = {"redis", "postgres", "worker", "flower", "metrics", "api", "sandbox"}
 ONE_SHOT = {"migrate"}
 
 
@@ -303,7 +303,7 @@ def test_every_ghx_variable_in_compose_is_a_setting(compose: dict[str, Any]) -> 
     assert used - setting_names() == set()
 
 
-@pytest.mark.parametrize("service", ["migrate", "worker", "flower", "metrics"])
+@pytest.mark.parametrize("service", ["migrate", "worker", "flower", "metrics", "api"])
 def test_each_service_environment_builds_valid_settings(
     resolved: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,8 +315,10 @@ def test_each_service_environment_builds_valid_settings(
     assert settings.harvest_url == "https://harvest.greenhouse.io"
     if service == "worker":
         assert settings.secret_key is not None and settings.metrics_port == 9100
+    elif service == "api":  # it stores connections' credentials and tenants' callback secrets
+        assert settings.secret_key is not None and settings.api.public_url == "http://127.0.0.1:8080"
     else:
-        assert settings.secret_key is None, "only the workers need the key that decrypts stored secrets"
+        assert settings.secret_key is None, "only the workers and the API need the key that decrypts stored secrets"
     if service == "flower":
         assert settings.flower_basic_auth is not None
 
@@ -342,6 +344,8 @@ def test_services_are_health_checked_or_one_shot(compose: dict[str, Any]) -> Non
     assert "redis-cli" in services["redis"]["healthcheck"]["test"]
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "celery -A workers.app inspect ping" in " ".join(services["worker"]["healthcheck"]["test"])
+    assert "/v1/ready" in " ".join(services["api"]["healthcheck"]["test"])
+    assert services["api"]["command"] == ["api", "--host", "0.0.0.0"]
 
 
 def test_workers_wait_for_the_migration_and_scale(compose: dict[str, Any]) -> None:
@@ -364,7 +368,7 @@ def test_image_services_run_real_ghexport_commands(compose: dict[str, Any]) -> N
         register_commands()
     commands = {c.name for c in app.registered_commands}
     image = {n: s for n, s in compose["services"].items() if s.get("build") is not None}
-    assert set(image) == {"migrate", "worker", "flower", "metrics", "sandbox"}
+    assert set(image) == {"migrate", "worker", "flower", "metrics", "api", "sandbox"}
     assert {n: s["command"][0] for n, s in image.items() if s["command"][0] not in commands} == {}
 
 

@@ -17,6 +17,10 @@ Several organizations and partner OAuth: ``GET /_sandbox/state?org_id=`` (one or
 the default one), ``POST /_sandbox/organizations`` ``{org_id, name, rate_limit?, window_s?}``,
 ``POST /_sandbox/revoke`` ``{client_id, org_id}`` (the organization disconnects the partner: answers
 ``{"revoked": <live tokens killed>}``), ``GET /_sandbox/oauth`` (the partner OAuth counters).
+Greenhouse's webhooks (:mod:`~shared.harvest.sandbox.webhooks`): ``POST /_sandbox/webhooks`` ``{action, url,
+secret_key, org_id?}`` configures one (answers ``{"id": ...}``), ``GET /_sandbox/webhooks`` lists the deliveries
+(``{"deliveries": [...]}``), ``POST /_sandbox/merge`` ``{keep_id, remove_id, org_id?}`` merges two candidates as a
+recruiter would (the removed one's webhook fires).
 Bad input is a 400 ``{"message": ...}``.
 """
 
@@ -66,6 +70,12 @@ class AdminTarget(Protocol):
     def edit_candidate(self, candidate_id: int, changes: dict[str, object]) -> None: ...
 
     def remove_candidate(self, candidate_id: int) -> None: ...
+
+    def merge(self, keep_id: int, remove_id: int, *, org_id: int | None = ...) -> None: ...
+
+    def add_webhook(self, action: str, url: str, secret_key: str, *, org_id: int | None = ...) -> int: ...
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]: ...
 
     def attachment_file(
         self, attachment_id: int, *, expires: float | None = ..., org_id: int | None = ...
@@ -189,6 +199,28 @@ def _add_organization(sandbox: AdminTarget, body: dict[str, Any]) -> None:
     )
 
 
+def _int(body: dict[str, Any], name: str) -> int:
+    """Member ``name``, which must be an integer (ValueError otherwise)."""
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer")
+    return value
+
+
+def _body_org_id(body: dict[str, Any]) -> int | None:
+    """The optional ``org_id`` member (absent or ``null``: the default organization)."""
+    return None if body.get("org_id") is None else _int(body, "org_id")
+
+
+def _merge(sandbox: AdminTarget, body: dict[str, Any]) -> None:
+    sandbox.merge(_int(body, "keep_id"), _int(body, "remove_id"), org_id=_body_org_id(body))
+
+
+def _add_webhook(sandbox: AdminTarget, body: dict[str, Any]) -> int:
+    action, url, secret_key = (str(body[k]) for k in ("action", "url", "secret_key"))
+    return sandbox.add_webhook(action, url, secret_key, org_id=_body_org_id(body))
+
+
 def _revoke(sandbox: AdminTarget, body: dict[str, Any]) -> int:
     org_id = body["org_id"]
     if isinstance(org_id, bool) or not isinstance(org_id, int):
@@ -260,6 +292,13 @@ def handle(sandbox: AdminTarget, request: httpx.Request) -> httpx.Response:
             return reply(200, {"revoked": _revoke(sandbox, _json(request))})
         if route == ("GET", "/_sandbox/oauth"):
             return reply(200, asdict(sandbox.oauth_stats()))
+        if route == ("POST", "/_sandbox/webhooks"):
+            return reply(201, {"id": _add_webhook(sandbox, _json(request))})
+        if route == ("GET", "/_sandbox/webhooks"):
+            return reply(200, {"deliveries": sandbox.webhook_deliveries()})
+        if route == ("POST", "/_sandbox/merge"):
+            _merge(sandbox, _json(request))
+            return reply(200, {"ok": True})
     except (KeyError, TypeError, ValueError) as exc:
         return reply(400, {"message": f"bad sandbox admin request: {exc}"})
     return reply(404, {"message": "Resource not found"})

@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from typing import Any
 
 import httpx
 
@@ -34,6 +35,7 @@ from shared.harvest.sandbox import (
     routes_lookups,
     routes_profile,
     routes_tags,
+    webhooks,
 )
 from shared.harvest.sandbox.auth import admit, authenticate
 from shared.harvest.sandbox.faults import (
@@ -59,6 +61,7 @@ from shared.harvest.sandbox.state import (
     SandboxConfig,
     State,
     Token,
+    WebhookEndpoint,
 )
 from shared.harvest.sandbox.stats import OAuthStats, Stats, StatsSnapshot
 from shared.harvest.sandbox.validate import ApiError
@@ -109,7 +112,8 @@ class Sandbox:
 
     ``clock`` (default :func:`time.time`) drives token expiry, rate-limit windows and candidate
     visibility, so tests advance time instead of sleeping; ``sleep`` serves latency and the ``slow`` and
-    ``slow_after`` faults.
+    ``slow_after`` faults. Configured webhooks (:meth:`add_webhook`) are delivered from a background thread
+    through ``webhook_client`` (default: an ``httpx.Client`` of its own); :meth:`close` stops it.
     """
 
     def __init__(
@@ -118,6 +122,7 @@ class Sandbox:
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
+        webhook_client: httpx.Client | None = None,
     ) -> None:
         self.config = config or SandboxConfig()
         check_config(self.config)
@@ -133,6 +138,10 @@ class Sandbox:
         partner clients, tokens, faults and the outage of the whole sandbox."""
         self.stats_recorder = Stats()
         self._sleep = sleep or time.sleep
+        self._webhooks = webhooks.Dispatcher(
+            self.config.webhook_retry_delays_s, self.config.webhook_timeout_s, webhook_client
+        )
+        self.state.webhook_sink = self._webhooks.submit
         seed(self.state)
         self._orgs = Organizations(Organization(ORG_ID, ORG_NAME, self.state, SERVICE_ACCOUNT_USER_ID))
 
@@ -200,6 +209,7 @@ class Sandbox:
             state = State(
                 clock=self.state.clock, lock=self.state.lock, rng=random.Random(self.config.seed), org_id=org_id
             )
+            state.webhook_sink = self._webhooks.submit
             seed_tenant(state)
             self._orgs.add(Organization(org_id, name, state, SERVICE_ACCOUNT_USER_ID, rate_limit, window_s))
 
@@ -292,12 +302,60 @@ class Sandbox:
 
     def remove_candidate(self, candidate_id: int) -> None:
         """Remove a candidate and its applications (deleted, or merged into another record in Greenhouse):
-        reads never show it again. Unknown candidate: KeyError."""
+        reads never show it again, and ``delete_candidate`` fires (:meth:`add_webhook`). Unknown candidate:
+        KeyError."""
         with self.state.lock:
+            webhooks.candidate_deleted(self.state, self.state.candidates[candidate_id])
             del self.state.candidates[candidate_id]
             self.state.created_ts.pop(candidate_id, None)
             for app_id in [a for a, app in self.state.applications.items() if app.get("candidate_id") == candidate_id]:
                 del self.state.applications[app_id]
+
+    def merge(self, keep_id: int, remove_id: int, *, org_id: int | None = None) -> None:
+        """Merge candidate ``remove_id`` into ``keep_id`` as a recruiter would in Greenhouse (the same as
+        ``POST /v3/candidates/{keep_id}/merge``): the removed record's applications and other children move to
+        the survivor, it disappears, and its merge fires (``delete_candidate``, or ``merge_candidate`` when the
+        organization has that webhook). Unknown candidate or organization: KeyError; the same id twice:
+        ValueError."""
+        if keep_id == remove_id:
+            raise ValueError("a candidate cannot be merged into itself")
+        with self.state.lock:
+            state = self._orgs.get(org_id).state
+            if remove_id not in state.candidates:
+                raise KeyError(f"candidate {remove_id} does not exist")
+            routes_candidates.merge_records(state, state.candidates[keep_id], remove_id)
+
+    def add_webhook(self, action: str, url: str, secret_key: str, *, org_id: int | None = None) -> int:
+        """Configure a webhook of an organization (``org_id`` None: the default one), as a customer does in
+        Greenhouse's Dev Center: every ``action`` event (``delete_candidate`` or ``merge_candidate``, see
+        :mod:`~shared.harvest.sandbox.webhooks`) is POSTed to ``url``, signed with ``secret_key``. Returns the
+        webhook's id. Greenhouse requires https; the sandbox takes http too (loopback receivers)."""
+        if action not in webhooks.ACTIONS:
+            raise ValueError(f"the sandbox fires no {action!r} webhook: use one of {', '.join(webhooks.ACTIONS)}")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("url must be an http or https URL")
+        if not secret_key:
+            raise ValueError("secret_key must not be empty")
+        with self.state.lock:
+            state = self._orgs.get(org_id).state
+            endpoint = WebhookEndpoint(self._webhooks.next_webhook_id(), action, url, secret_key)
+            state.webhooks.append(endpoint)
+            return endpoint.id
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Every webhook delivery so far, oldest first: ``event_id``, ``webhook_id``, ``org_id``, ``action``,
+        ``url``, ``state`` (``pending``, ``delivered``, ``failed``: given up), ``attempts`` (``status`` or
+        ``error`` each) and the ``payload`` sent."""
+        return self._webhooks.deliveries()
+
+    def wait_for_webhooks(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every webhook delivery is delivered or given up; False if some still are not after
+        ``timeout_s`` (real seconds)."""
+        return self._webhooks.wait_idle(timeout_s)
+
+    def close(self) -> None:
+        """Stop the webhook deliveries' thread (pending ones stay pending) and close their own HTTP client."""
+        self._webhooks.close()
 
     def attachment_file(
         self, attachment_id: int, *, expires: float | None = None, org_id: int | None = None

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from shared.harvest.sandbox import routes_applications as apps
+from shared.harvest.sandbox import webhooks
 from shared.harvest.sandbox.routing import Ctx, Route, paginate, reply
 from shared.harvest.sandbox.state import Record, State, iso
 from shared.harvest.sandbox.validate import F, check_body, check_members, invalid, not_found, parse_time_filters
@@ -196,9 +197,11 @@ def remove_candidate(state: State, cid: int) -> None:
 
 
 def delete_candidate(ctx: Ctx) -> httpx.Response:
-    """``DELETE /v3/candidates/{id}``: 204."""
+    """``DELETE /v3/candidates/{id}``: 204; fires ``delete_candidate`` (:mod:`~shared.harvest.sandbox.webhooks`)."""
     ctx.no_query()
-    remove_candidate(ctx.state, _candidate(ctx)["id"])
+    cand = _candidate(ctx)
+    webhooks.candidate_deleted(ctx.state, cand)
+    remove_candidate(ctx.state, cand["id"])
     return reply(204)
 
 
@@ -211,7 +214,15 @@ def merge_candidate(ctx: Ctx) -> httpx.Response:
     sid = body["secondary_candidate_id"]
     if sid == primary["id"] or sid not in ctx.state.candidates:
         raise invalid([("secondary_candidate_id", f"candidate {sid} cannot be merged into {primary['id']}")])
-    state = ctx.state
+    merge_records(ctx.state, primary, sid)
+    return reply(200, render(ctx.state, primary))
+
+
+def merge_records(state: State, primary: Record, sid: int) -> None:
+    """Merge candidate ``sid`` into ``primary`` (both exist, distinct): its applications, educations,
+    employments, notes and tags not already there move, its new email addresses are added, it is deleted, and
+    the merge's webhook fires for it (:func:`~shared.harvest.sandbox.webhooks.candidate_merged`)."""
+    webhooks.candidate_merged(state, state.candidates[sid], primary["id"])
     have = {t["candidate_tag_id"] for t in state.applied_tags.values() if t["candidate_id"] == primary["id"]}
     for table in (state.applications, state.educations, state.employments, state.notes, state.applied_tags):
         for rec in table.values():
@@ -222,7 +233,6 @@ def merge_candidate(ctx: Ctx) -> httpx.Response:
     primary["email_addresses"] += [e for e in secondary["email_addresses"] if e["value"].lower() not in known]
     remove_candidate(state, sid)
     primary["updated_at"] = iso(state.now())
-    return reply(200, render(state, primary))
 
 
 def anonymize_candidate(ctx: Ctx) -> httpx.Response:

@@ -35,6 +35,10 @@ says otherwise. An assumption: Greenhouse publishes no size limit for v3 attachm
 ALL_ATTACHMENT_TYPES = "*"
 """Key of :attr:`State.blocked_extensions` whose extensions are refused for every attachment type."""
 
+DEFAULT_WEBHOOK_RETRY_DELAYS_S: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+"""Waits before each retry of a failed webhook delivery unless :attr:`SandboxConfig.webhook_retry_delays_s` says
+otherwise: Greenhouse's six retries (after 1, 15, 60, 120, 240 and 480 minutes [P HOOKS]) shrunk to seconds."""
+
 
 @dataclass
 class SandboxConfig:
@@ -72,6 +76,11 @@ class SandboxConfig:
     """Lifetime of a partner authorization code (Greenhouse: 1 minute [P POAUTH])."""
     refresh_token_ttl_s: float = 86400.0
     """How long a partner refresh token lives unused (Greenhouse: 24 hours [P POAUTH])."""
+    webhook_retry_delays_s: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_DELAYS_S
+    """Waits (real seconds) before each retry of a webhook delivery that failed (an answer other than 200, a
+    timeout or a network error); one retry per entry, then the delivery is given up (state ``failed``)."""
+    webhook_timeout_s: float = 5.0
+    """How long one webhook delivery attempt waits for the receiver's answer."""
 
 
 class RateLimit(NamedTuple):
@@ -175,6 +184,23 @@ class Outage:
         return not self.writes_only or (path.startswith("/v3/") and method in ("POST", "PUT", "PATCH", "DELETE"))
 
 
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A webhook the organization configured (Greenhouse: Dev Center, one per event type): which ``action`` it
+    fires for, the endpoint ``url`` and the ``secret_key`` the ``Signature`` header is computed with."""
+
+    id: int
+    action: str
+    url: str
+    secret_key: str = field(repr=False)
+
+
+WebhookSink = Callable[["State", WebhookEndpoint, str, Record], None]
+"""Takes one webhook event (the organization, the endpoint, the action, the payload) for delivery: it only queues
+it, since it is called by a route handler holding the sandbox lock
+(:meth:`~shared.harvest.sandbox.webhooks.Dispatcher.submit`)."""
+
+
 class AttachmentFile(NamedTuple):
     """An attachment's stored file: its name, the MIME type Harvest reports, and the decoded bytes."""
 
@@ -246,6 +272,10 @@ class State:
     outage: Outage | None = None
     windows: dict[str, deque[float]] = field(default_factory=dict)
     org_id: int | None = None
+    webhooks: list[WebhookEndpoint] = field(default_factory=list)
+    """The organization's configured webhooks (:meth:`~shared.harvest.sandbox.app.Sandbox.add_webhook`)."""
+    webhook_sink: WebhookSink | None = None
+    """Where the organization's webhook events go (the sandbox's dispatcher); None: nowhere."""
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(FIRST_RUNTIME_ID))
 
     def next_id(self) -> int:

@@ -115,10 +115,13 @@ def upgrade() -> None:
 
     with op.batch_alter_table("items", schema=None) as batch_op:
         batch_op.add_column(sa.Column("record_deleted_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        # a batch's completion asks, at each item's end, whether any of its items is still active
+        batch_op.create_index("ix_items_batch_status", ["batch_id", "status"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("items", schema=None) as batch_op:
+        batch_op.drop_index("ix_items_batch_status")
         batch_op.drop_column("record_deleted_at")
 
     with op.batch_alter_table("connections", schema=None) as batch_op:
