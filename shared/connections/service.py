@@ -14,18 +14,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal, Unpack
 
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
 from shared.connections import checks
 from shared.connections.crypto import decrypt_secret, encrypt_secret
 from shared.connections.lookups import Lookups
 from shared.connections.targets import check_job_open, check_target
-from shared.errors import ConfigurationError, ConflictError, ConnectionNotFoundError, UserError
+from shared.errors import ConfigurationError, ConnectionNotFoundError, UserError
 from shared.harvest.auth import Credential
 from shared.harvest.client import HarvestClient
 from shared.harvest.models import Source, User
@@ -33,19 +31,17 @@ from shared.harvest.partner import AccessTokens
 from shared.harvest.transport import TransportOptions
 from shared.profiles.fields import FieldSettings
 from shared.settings import Settings
-from shared.store import items as store_items
-from shared.store.grants import upsert_grant, wipe_tokens
+from shared.store import connections as store
+from shared.store.connections import PartnerGrant
 from shared.store.models import (
-    Connection,
-    ConnectionKind,
     DuplicatePolicy,
-    utcnow,
 )
 from shared.store.records import ConnectionRecord, GrantRecord
 
 __all__ = [
     "CONNECTION_REMOVED",
     "ConnectResult",
+    "PartnerGrant",
     "check_target",
     "configure",
     "connect",
@@ -226,72 +222,26 @@ def save_connection(
     fields: FieldSettings | None,
     tenant_id: str | None = None,
 ) -> tuple[ConnectionRecord, bool]:
-    """Insert connection ``name``, or update it in place (secret rotation) and clear ``removed_at``; a
-    ``partner`` connection's organization and grant (its tokens) are stored in the same transaction. A
-    connection keeps its tenant: updating one of another tenant (``tenant_id``) is a :class:`ConflictError`."""
-    with Session(engine) as session:
-        conn = session.exec(select(Connection).where(Connection.name == name)).first()
-        created = conn is None
-        if conn is not None and conn.tenant_id != tenant_id:
-            raise ConflictError(f"connection name {name} is taken; choose another name")
-        if conn is None:
-            conn = Connection(
-                name=name,
-                client_id=client_id,
-                user_email=user_email,
-                user_id=user.id,
-                source_id=source.id,
-                source_name=source.name,
-                tenant_id=tenant_id,
-            )
-        conn.client_id = client_id
-        conn.client_secret_encrypted = encrypted
-        conn.user_email = user_email
-        conn.user_id = user.id
-        conn.source_id = source.id
-        conn.source_name = source.name
-        conn.prospects_only = prospects_only
-        conn.pools_enabled = enable_pools
-        conn.duplicate_policy = duplicate_policy
-        conn.scopes = scopes
-        if fields is not None:
-            conn.fields = fields.to_stored()
-        conn.kind = ConnectionKind.PARTNER if partner is not None else ConnectionKind.CUSTOM
-        conn.organization_id = partner.organization_id if partner is not None else None
-        conn.organization_name = partner.organization_name if partner is not None else None
-        conn.updated_at = utcnow()
-        conn.removed_at = None
-        session.add(conn)
-        session.flush()
-        if partner is not None:
-            assert conn.id is not None
-            upsert_grant(
-                session,
-                conn.id,
-                sub=partner.sub,
-                user_role=partner.user_role,
-                scopes=partner.scopes,
-                refresh_token_encrypted=partner.refresh_token_encrypted,
-                access_token_encrypted=partner.access_token_encrypted,
-                access_expires_at=partner.access_expires_at,
-            )
-        session.commit()
-        session.refresh(conn)
-        return ConnectionRecord.from_row(conn), created
-
-
-@dataclass(frozen=True)
-class PartnerGrant:
-    """What a partner consent adds to a stored connection: the organization, who acts, the tokens (encrypted)."""
-
-    organization_id: int
-    organization_name: str | None
-    sub: int | None
-    user_role: str | None
-    scopes: list[str]
-    refresh_token_encrypted: str
-    access_token_encrypted: str
-    access_expires_at: datetime
+    """Store connection ``name`` after its checks passed (:func:`shared.store.connections.save_connection`:
+    inserted, or updated in place and live again; a partner's organization and grant in the same transaction;
+    another tenant's name is a :class:`ConflictError`)."""
+    return store.save_connection(
+        engine,
+        partner=partner,
+        name=name,
+        client_id=client_id,
+        encrypted=encrypted,
+        user_email=user_email,
+        user_id=user.id,
+        source_id=source.id,
+        source_name=source.name,
+        prospects_only=prospects_only,
+        enable_pools=enable_pools,
+        duplicate_policy=duplicate_policy.value,
+        scopes=scopes,
+        fields=fields.to_stored() if fields is not None else None,
+        tenant_id=tenant_id,
+    )
 
 
 def duplicate_policy_of(value: DuplicatePolicy | str) -> DuplicatePolicy:
@@ -310,55 +260,42 @@ def configure(engine: Engine, name: str, **changes: Any) -> tuple[ConnectionReco
     unknown = sorted(set(changes) - set(FieldSettings.model_fields))
     if unknown:
         raise UserError(f"unknown field setting {', '.join(unknown)}: use {', '.join(FieldSettings.model_fields)}")
-    with Session(engine) as session:
-        conn = session.exec(select(Connection).where(Connection.name == name.strip())).first()
-        if conn is None or conn.removed_at is not None:
-            raise ConnectionNotFoundError(f"no connection named {name!r}; see `ghexport connections`")
-        current = FieldSettings.from_stored(conn.fields)
-        try:
-            updated = FieldSettings.model_validate({**current.model_dump(), **changes})
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise UserError(f"field settings of {name}: {problems}") from None
-        if updated != current:
-            conn.fields = updated.to_stored()
-            conn.updated_at = utcnow()
-            session.add(conn)
-            session.commit()
-            session.refresh(conn)
-        log.info("configure %s: %s", name, updated.describe())
-        return ConnectionRecord.from_row(conn), updated
+    conn = get_connection(engine, name.strip())
+    current = FieldSettings.from_stored(conn.fields)
+    try:
+        updated = FieldSettings.model_validate({**current.model_dump(), **changes})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UserError(f"field settings of {name}: {problems}") from None
+    if updated != current:
+        conn = store.set_fields(engine, conn.name, updated.to_stored())
+    log.info("configure %s: %s", name, updated.describe())
+    return conn, updated
 
 
 def list_connections(engine: Engine, *, include_removed: bool = False) -> list[ConnectionRecord]:
     """Connections by name (removed ones only when asked)."""
-    with Session(engine) as session:
-        query = select(Connection).order_by(Connection.name)
-        if not include_removed:
-            query = query.where(col(Connection.removed_at).is_(None))
-        return [ConnectionRecord.from_row(row) for row in session.exec(query).all()]
+    return store.list_connections(engine, include_removed=include_removed)
 
 
 def get_connection(engine: Engine, name: str) -> ConnectionRecord:
     """The live connection called ``name``; :class:`ConnectionNotFoundError` when absent or removed."""
-    with Session(engine) as session:
-        conn = session.exec(select(Connection).where(Connection.name == name)).first()
-        if conn is None or conn.removed_at is not None:
-            state = "was removed" if conn is not None else "does not exist"
-            raise ConnectionNotFoundError(f"connection {name} {state}; list connections with: ghexport connections")
-        return ConnectionRecord.from_row(conn)
+    conn = store.find_connection(engine, name)
+    if conn is None or conn.removed_at is not None:
+        state = "was removed" if conn is not None else "does not exist"
+        raise ConnectionNotFoundError(f"connection {name} {state}; list connections with: ghexport connections")
+    return conn
 
 
 def load_connection(engine: Engine, connection_id: int) -> ConnectionRecord:
     """The connection with this id for a worker; :class:`ConnectionNotFoundError` ("connection removed")
     when it was removed, or when no such row exists."""
-    with Session(engine) as session:
-        conn = session.get(Connection, connection_id)
-        if conn is None:
-            raise ConnectionNotFoundError(f"connection {connection_id} does not exist")
-        if conn.removed_at is not None:
-            raise ConnectionNotFoundError(CONNECTION_REMOVED)
-        return ConnectionRecord.from_row(conn)
+    conn = store.connection_by_id(engine, connection_id)
+    if conn is None:
+        raise ConnectionNotFoundError(f"connection {connection_id} does not exist")
+    if conn.removed_at is not None:
+        raise ConnectionNotFoundError(CONNECTION_REMOVED)
+    return conn
 
 
 def credential_for(conn: ConnectionRecord, settings: Settings) -> Credential:
@@ -390,22 +327,7 @@ def disconnect(engine: Engine, name: str) -> int:
     """Remove connection ``name`` (soft): wipe its secret (and a partner connection's tokens), set
     ``removed_at``, and fail its ``queued`` / ``sending`` items with "connection removed". Returns how many
     items were failed."""
-    now = utcnow()
-    with Session(engine) as session:
-        conn = session.exec(select(Connection).where(Connection.name == name)).first()
-        if conn is None or conn.removed_at is not None:
-            raise ConnectionNotFoundError(f"connection {name} does not exist or was already removed")
-        failed_ids = store_items.fail_active_items(
-            session.connection(), conn.id or 0, CONNECTION_REMOVED_CAUSE, CONNECTION_REMOVED
-        )
-        conn.client_secret_encrypted = ""
-        if conn.id is not None:
-            wipe_tokens(session, conn.id)
-        conn.removed_at = now
-        conn.updated_at = now
-        session.add(conn)
-        session.commit()
-        failed = len(failed_ids)
+    failed = store.remove_connection(engine, name, CONNECTION_REMOVED_CAUSE, CONNECTION_REMOVED)
     log.info("disconnect %s: removed; %d unfinished items failed", name, failed)
     return failed
 
