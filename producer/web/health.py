@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import Literal
 
 import anyio
-import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from producer.web.deps import ResDep
 from producer.web.problems import Problem, problem_responses
 from shared.resources import Resources, translate_error
+from shared.store import db
 
 router = APIRouter(tags=["health"])
 
@@ -46,8 +46,7 @@ async def health() -> Health:
 
 def store_ping(res: Resources) -> None:
     """``SELECT 1`` on the result store."""
-    with res.engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
+    db.ping(res.engine)
 
 
 def broker_ping(res: Resources) -> None:

@@ -62,3 +62,9 @@ def open_store(url: str) -> Engine:
     engine = make_engine(url)
     migrate(engine)
     return engine
+
+
+def ping(engine: Engine) -> None:
+    """``SELECT 1`` on the store: raises when it does not answer (readiness checks)."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))

@@ -76,3 +76,35 @@ def test_a_back_import_breaks_its_contract(tree: Path, module: str, line: str, c
     assert result.returncode != 0, result.stdout
     broken = result.stdout.split("Broken contracts", 1)[-1]
     assert contract in broken, result.stdout
+
+
+WRITES = ("sa.update(", "sa.insert(", "sa.delete(", "session.add(", "Session(", ".execute(sa.text(")
+"""What writes a table: a Core statement, the ORM session, raw SQL."""
+
+
+def writers_outside_the_store(root: Path) -> list[str]:
+    """``path:line`` of every statement of :data:`WRITES` outside ``shared/store`` (the sandbox keeps no table)."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith(("shared/store/", "shared/harvest/sandbox/")):
+                continue
+            for n, text in enumerate(path.read_text().splitlines(), 1):
+                if any(w in text for w in WRITES):
+                    found.append(f"{rel}:{n}")
+    return found
+
+
+def test_the_store_is_the_only_writer_of_its_tables(tmp_path: Path) -> None:
+    """Every state change goes through ``shared/store`` (where its callback is written in the same transaction);
+    the check itself bites on a write added elsewhere."""
+    assert writers_outside_the_store(ROOT) == []
+    copy = tmp_path / "copy"
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, copy / package)
+    with open(copy / "shared/queue/pacing.py", "a") as f:
+        f.write("\n# sa.update(Item).values(status='failed')\n")
+    assert writers_outside_the_store(copy) == [
+        f"shared/queue/pacing.py:{len((copy / 'shared/queue/pacing.py').read_text().splitlines())}"
+    ]
