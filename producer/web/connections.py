@@ -88,8 +88,8 @@ class PartnerConnectIn(ConnectIn):
     """A partner connect: the options of ``ghexport connect --partner``, and where the browser goes back to."""
 
     return_url: str = Field(
-        min_length=1,
         max_length=tenancy.MAX_URL_CHARS,
+        pattern=tenancy.HTTP_URL_PATTERN,
         description="The platform's page the customer's browser is sent back to once the consent is done.",
         examples=["https://platform.example/settings/greenhouse"],
     )

@@ -25,7 +25,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, ValidationError, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 from starlette.concurrency import run_in_threadpool
 
 from producer import api
@@ -65,6 +67,33 @@ class TargetIn(BaseModel):
             if self.stage_id is not None and self.pool_id is None:
                 raise ValueError("stage_id needs pool_id: a prospect stage belongs to a pool")
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The rules of :meth:`_consistent` in the document: a job target names its job, a prospect target
+        may name a pool and a stage (a stage needs its pool)."""
+        positive: dict[str, Any] = {"type": ["integer", "null"], "exclusiveMinimum": 0}
+        return {
+            "title": "Target",
+            "description": "Where the batch goes: a job (candidates with an application) or prospects.",
+            "oneOf": [
+                {
+                    "title": "JobTarget",
+                    "type": "object",
+                    "properties": {"kind": {"const": "job"}, "job_id": {"type": "integer", "exclusiveMinimum": 0}},
+                    "required": ["kind", "job_id"],
+                    "additionalProperties": False,
+                },
+                {
+                    "title": "ProspectTarget",
+                    "type": "object",
+                    "properties": {"kind": {"const": "prospect"}, "pool_id": positive, "stage_id": positive},
+                    "required": ["kind"],
+                    "additionalProperties": False,
+                    "dependentRequired": {"stage_id": ["pool_id"]},
+                },
+            ],
+        }
 
     def target(self) -> api.ExportTarget:
         if self.kind == "job":

@@ -236,7 +236,7 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 def allowed_methods(request: Request) -> list[str]:
     """Every method the OpenAPI document gives the request's path (HEAD with GET), for a 405's ``Allow``."""
     app = request.app
-    templates: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allow_templates", None)
+    templates: list[tuple[re.Pattern[str], int, list[str]]] | None = getattr(app.state, "allow_templates", None)
     if templates is None:
         templates = []
         for path, item in app.openapi().get("paths", {}).items():
@@ -246,9 +246,11 @@ def allowed_methods(request: Request) -> list[str]:
             methods = [m.upper() for m in item if m in _METHODS]
             if "GET" in methods:
                 methods.append("HEAD")
-            templates.append((re.compile(pattern), methods))
+            templates.append((re.compile(pattern), path.count("{"), methods))
         app.state.allow_templates = templates
-    return sorted({m for pattern, methods in templates if pattern.fullmatch(request.url.path) for m in methods})
+    matching = [(params, methods) for pattern, params, methods in templates if pattern.fullmatch(request.url.path)]
+    fewest = min((params for params, _ in matching), default=0)  # /connections/partner over /connections/{name}
+    return sorted({m for params, methods in matching if params == fewest for m in methods})
 
 
 async def _on_error(request: Request, exc: Exception) -> JSONResponse:

@@ -60,7 +60,9 @@ class CallbackIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=tenancy.MAX_URL_CHARS, examples=["https://platform.example/hooks"])
+    url: str = Field(
+        max_length=tenancy.MAX_URL_CHARS, pattern=tenancy.HTTP_URL_PATTERN, examples=["https://platform.example/hooks"]
+    )
 
 
 class CallbackRegistered(BaseModel):

@@ -50,6 +50,8 @@ API_KEY_RE = re.compile(r"ghx_[a-z0-9]{8}_[A-Za-z0-9_-]{43}")
 PREFIX_LEN = len(KEY_PREFIX) + 8
 CALLBACK_SECRET_PREFIX = "whsec_"
 MAX_URL_CHARS = 2000
+HTTP_URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+"""An absolute http(s) URL (what :func:`check_callback_url` accepts), for request schemas."""
 _NO_KEY_HASH = hashlib.sha256(b"no such key").hexdigest()
 """Compared against when no key has the prefix, so an unknown prefix costs the same comparison."""
 
