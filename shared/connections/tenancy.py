@@ -219,9 +219,14 @@ def new_callback_secret() -> str:
 def check_callback_url(url: str) -> str:
     """``url`` when it is an absolute http(s) URL of at most 2000 characters, else :class:`UserError`."""
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > MAX_URL_CHARS:
-        raise UserError(f"a callback URL must be an absolute http(s) URL of at most {MAX_URL_CHARS} characters")
+    refusal = UserError(f"a callback URL must be an absolute http(s) URL of at most {MAX_URL_CHARS} characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname  # parses the authority: a broken IPv6 literal raises here
+    except ValueError:
+        raise refusal from None
+    if parts.scheme not in ("http", "https") or not host or len(url) > MAX_URL_CHARS:
+        raise refusal
     return url
 
 

@@ -531,6 +531,8 @@ def test_a_tenant_registers_its_callback_and_sees_the_secret_once(api: Api) -> N
     assert api.client.get("/v1/callbacks", headers=api.as_(api.alpha)).json() == {"url": url}
     bad = api.client.put("/v1/callbacks", json={"url": "ftp://x"}, headers=api.as_(api.alpha))
     assert assert_problem(bad, 422, "validation")["field"] == "url"
+    broken = api.client.put("/v1/callbacks", json={"url": "http://["}, headers=api.as_(api.alpha))
+    assert_problem(broken, 400, "bad-request")  # an authority that does not parse: refused, not a 500
     assert_problem(api.client.get("/v1/callbacks", headers=api.as_(api.admin)), 400, "tenant-required")
     assert api.client.delete("/v1/callbacks", headers=api.as_(api.alpha)).status_code == 204
     assert api.client.get("/v1/callbacks", headers=api.as_(api.alpha)).json() == {"url": None}
