@@ -260,7 +260,9 @@ def configure(engine: Engine, name: str, **changes: Any) -> tuple[ConnectionReco
     unknown = sorted(set(changes) - set(FieldSettings.model_fields))
     if unknown:
         raise UserError(f"unknown field setting {', '.join(unknown)}: use {', '.join(FieldSettings.model_fields)}")
-    conn = get_connection(engine, name.strip())
+    conn = store.find_connection(engine, name.strip())
+    if conn is None or conn.removed_at is not None:
+        raise ConnectionNotFoundError(f"no connection named {name!r}; see `ghexport connections`")
     current = FieldSettings.from_stored(conn.fields)
     try:
         updated = FieldSettings.model_validate({**current.model_dump(), **changes})
