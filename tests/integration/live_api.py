@@ -40,16 +40,25 @@ class LiveApi:
         return str(json.loads(self.cli("api-keys", "create", "--tenant", tenant, "--json"))["key"])
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+def api_ready(url: str) -> bool:
+    """Whether the API at ``url`` answers ``/v1/ready`` with 200 (its store and broker answer)."""
+    try:
+        return httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @contextmanager
 def live_api(tmp_path: Path, sandbox: SandboxServer) -> Iterator[LiveApi]:
     """``ghexport api`` on a free port, started as the README says, stopped on exit."""
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("GHX_")},
         "PATH": f"{Path(GHEXPORT).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -68,12 +77,7 @@ def live_api(tmp_path: Path, sandbox: SandboxServer) -> Iterator[LiveApi]:
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+        while not api_ready(url):
             assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.3)
         yield LiveApi(url, env)

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ import pytest
 from producer.demo import sample_profiles
 from shared.harvest.sandbox import Sandbox, SandboxConfig, SandboxServer, seed
 from shared.settings import Settings
+from tests.integration.live_api import api_ready, free_port
 from tests.integration.workers_env import broker_db, stop_processes, worker_settings
 
 GHEXPORT = str(Path(sys.executable).with_name("ghexport"))
@@ -53,18 +53,12 @@ SHORT_SCHEDULE_S = [0.5, 0.5]
 """The second part's: a receiver down for a few seconds is past it."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Receiver:
     """The platform's callback endpoint: records every delivery (headers, raw body); started and stopped on
     one port, so the registered URL stays the same while it is down."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hooks"
         self.deliveries: list[tuple[dict[str, str], bytes]] = []
         self._lock = threading.Lock()
@@ -143,22 +137,15 @@ def _system(settings: Settings, tmp_path: Path, workers: int) -> Iterator[str]:
         return log
 
     try:
-        port = _free_port()
+        port = free_port()
         api_log = start("api", "api", "--port", str(port))
         for n in range(workers):
             start(f"worker{n}", "worker", "--concurrency", "4", "--loglevel", "INFO", "--hostname", f"w{n}@%h")
         url = f"http://127.0.0.1:{port}"
-        _until(lambda: _ready(url), 60, lambda: api_log.read_text(errors="replace"))
+        _until(lambda: api_ready(url), 60, lambda: api_log.read_text(errors="replace"))
         yield url
     finally:
         stop_processes(processes, timeout_s=20)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _until(done: Callable[[], bool], timeout_s: float, why: Callable[[], object]) -> None:
@@ -176,6 +163,17 @@ def _settings(db_url: str, postgres_schema_url: str, server: SandboxServer, sche
         sync={"peak_window_s": 600, "offpeak_window_s": 600, "check_every_s": 2},
         callbacks={"schedule_s": schedule, "poll_s": 0.5},
     )
+
+
+def _connect_main(http: httpx.Client, auth: dict[str, str]) -> None:
+    """The tenant's connection ``main`` to the sandbox's credential, over HTTP."""
+    made = http.post(
+        "/v1/connections",
+        json={"name": "main", "client_id": seed.CLIENT_ID, "client_secret": seed.CLIENT_SECRET,
+              "user_email": seed.RECRUITER_EMAIL},
+        headers=auth,
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
 
 
 def _tenant(settings: Settings, tenant: str) -> str:
@@ -197,17 +195,7 @@ def test_two_hundred_profiles_over_http_every_callback_after_two_minutes_down(
             hook = http.put("/v1/callbacks", json={"url": receiver.url}, headers=auth)
             assert hook.status_code == 200, hook.text
             secret = hook.json()["secret"]
-            made = http.post(
-                "/v1/connections",
-                json={
-                    "name": "main",
-                    "client_id": seed.CLIENT_ID,
-                    "client_secret": seed.CLIENT_SECRET,
-                    "user_email": seed.RECRUITER_EMAIL,
-                },
-                headers=auth,
-            )
-            assert made.status_code == 201, made.text
+            _connect_main(http, auth)
             body = "".join(json.dumps(p.snapshot()) + "\n" for p in sample_profiles(PROFILES, prefix="http"))
             params = {"connection": "main", "kind": "job", "job_id": seed.OPEN_JOB_ID}
             headers = {**auth, "Content-Type": "application/x-ndjson", "Idempotency-Key": "export-1"}
@@ -283,17 +271,7 @@ def test_a_receiver_down_past_the_schedule_ends_dead_and_is_redelivered_by_comma
         with _system(settings, tmp_path, workers=1) as url, httpx.Client(base_url=url, timeout=60) as http:
             auth = {"Authorization": f"Bearer {key}"}
             secret = http.put("/v1/callbacks", json={"url": receiver.url}, headers=auth).json()["secret"]
-            made = http.post(
-                "/v1/connections",
-                json={
-                    "name": "main",
-                    "client_id": seed.CLIENT_ID,
-                    "client_secret": seed.CLIENT_SECRET,
-                    "user_email": seed.RECRUITER_EMAIL,
-                },
-                headers=auth,
-            )
-            assert made.status_code == 201, made.text
+            _connect_main(http, auth)
             profiles = [p.snapshot() for p in sample_profiles(3, prefix="dead")]
             created = http.post(
                 "/v1/exports",
